@@ -1,0 +1,734 @@
+/**
+ * The `Container` API: create → start → wait, signals, stop, remove, inspect, list. One container is one clone3()
+ * of this process executing a plan (see plan.ts) in new namespaces and a cgroup; its exit is observed through a
+ * pidfd on the event loop, never through SIGCHLD.
+ * @module
+ */
+import { closeSync, constants as fsConstants, openSync, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
+import {
+  AbortError,
+  ContainerNotFoundError,
+  ContainerStartError,
+  ContainerStateError,
+  RootfsError,
+} from '../errors.js';
+import { native, type NativePlan, type StatusMessage } from '../native.js';
+import type { Cgroup, CgroupStats } from './cgroup/driver.js';
+import { DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT } from './defaults.js';
+import { openEngine, removeLeftovers, type Engine } from './engine.js';
+import { parseContainerOptions, type ContainerOptions, type ValidContainerOptions } from './options.js';
+import { namespacePaths, planFromSpec } from './plan.js';
+import { parseOciSpec, specFromOptions, type OciSpec } from './spec.js';
+import {
+  isAlive, newContainerId, processStartTime, selfIdentity, type ContainerState,
+} from './state.js';
+import { collect, prepareStdio, safeClose, type StdioOption } from './stdio.js';
+import { resolveUser } from './user.js';
+
+/** How a container's process ended. */
+export interface ExitInfo {
+  /** The exit status, or 128 + signal number when a signal killed it (as a shell reports it). */
+  exitCode: number;
+  /** The signal that killed it (e.g. `SIGKILL`), or `null` when it exited by itself. */
+  signal: NodeJS.Signals | null;
+  /** Whether the kernel's OOM killer killed a process of the container (memory limit reached). */
+  oomKilled: boolean;
+}
+
+/** A snapshot of a container's recorded state. */
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  status: 'created' | 'running' | 'exited';
+  /** Host pid of the container's init while it runs. */
+  pid: number | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  exitCode: number | null;
+  oomKilled: boolean;
+  /** Whether it keeps running after its owner process exits. */
+  detached: boolean;
+  /** Host pid of the Node process that created it. */
+  ownerPid: number;
+  rootfs: string;
+  /** The program and its arguments. */
+  command: string[];
+  labels: Record<string, string>;
+  /** The cgroup path relative to each hierarchy root. */
+  cgroup: string;
+  /** The OCI runtime spec the container runs with. */
+  spec: OciSpec;
+}
+
+/** Where the state root is, for the static methods. */
+export interface RootOptions {
+  /** State root directory. Default: `BERTH_ROOT` or /var/lib/berth. */
+  root?: string;
+}
+
+/** Options for creating from a raw OCI runtime spec. */
+export interface SpecCreateOptions extends RootOptions {
+  name?: string;
+  stdin?: StdioOption;
+  stdout?: StdioOption;
+  stderr?: StdioOption;
+  detached?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Result of `Container.run()`. */
+export interface RunResult extends ExitInfo {
+  /** The container's id (already removed when `run` returns). */
+  id: string;
+  stdout: string;
+  stderr: string;
+}
+
+const SIGNALS = osConstants.signals as Record<string, number>;
+
+/** Converts `'SIGTERM'`, `'TERM'`, `15` to a signal number; throws for unknown names. */
+export function signalNumber(signal: NodeJS.Signals | string | number): number {
+  if (typeof signal === 'number') {
+    if (!Number.isInteger(signal) || signal < 1 || signal > 64) throw new ContainerStateError(`invalid signal ${signal}`);
+    return signal;
+  }
+  const upper = signal.toUpperCase();
+  const n = SIGNALS[upper.startsWith('SIG') ? upper : `SIG${upper}`];
+  if (n === undefined) throw new ContainerStateError(`unknown signal "${signal}"`);
+  return n;
+}
+
+function signalName(n: number): NodeJS.Signals | null {
+  if (!n) return null;
+  return (Object.keys(SIGNALS).find((k) => SIGNALS[k] === n) as NodeJS.Signals | undefined) ?? null;
+}
+
+const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
+
+function errnoName(n: number): string {
+  return ERRNO_NAMES.get(n) ?? `errno ${n}`;
+}
+
+function describeErrno(n: number): string {
+  const name = errnoName(n);
+  const text: Record<string, string> = {
+    EPERM: 'operation not permitted', ENOENT: 'no such file or directory', EACCES: 'permission denied',
+    EINVAL: 'invalid argument', ENOTDIR: 'not a directory', ELOOP: 'refusing to follow a symlink',
+    EBUSY: 'device or resource busy', ENOEXEC: 'exec format error', EROFS: 'read-only file system',
+    ENODEV: 'no such device', EEXIST: 'file exists', ENOSPC: 'no space left on device', E2BIG: 'argument list too long',
+  };
+  return text[name] ? `${name} (${text[name]})` : name;
+}
+
+/** Turns the init's `{step, errno, index}` into an error a user can act on. */
+function startError(msg: StatusMessage, plan: NativePlan, spec: OciSpec): ContainerStartError {
+  const err = errnoName(msg.errno);
+  if (msg.step === 'exec') {
+    const program = spec.process.args[0]!;
+    if (msg.errno === 2 && msg.index < 0) {
+      const notFound = program.includes('/')
+        ? `exec: "${program}": no such file or directory`
+        : `exec: "${program}": executable file not found in $PATH`;
+      return new ContainerStartError('exec', err, program, notFound, 127);
+    }
+    const path = plan.execCandidates[msg.index] ?? program;
+    const status = msg.errno === 13 || msg.errno === 8 ? 126 : msg.errno === 2 ? 127 : 126;
+    return new ContainerStartError('exec', err, path, `exec: "${path}": ${describeErrno(msg.errno)}`, status);
+  }
+  let target: string | undefined;
+  const i = msg.index;
+  switch (msg.step) {
+    case 'mount':
+    case 'resolve mount target':
+      target = plan.mounts?.[i]?.target;
+      break;
+    case 'create device':
+      target = plan.devices?.[i]?.path;
+      break;
+    case 'create symlink':
+      target = plan.symlinks?.[i]?.path;
+      break;
+    case 'mask path':
+      target = plan.maskedPaths?.[i];
+      break;
+    case 'make path read-only':
+      target = plan.readonlyPaths?.[i];
+      break;
+    case 'write sysctl':
+      target = plan.sysctls?.[i]?.path.replace(/\//g, '.');
+      break;
+    case 'chdir':
+      target = plan.cwd;
+      break;
+    case 'mount rootfs':
+      target = plan.rootfs;
+      break;
+    default:
+      target = undefined;
+  }
+  const what = target ? `${msg.step} ${target}` : msg.step;
+  return new ContainerStartError(msg.step, err, target, `container init failed: ${what}: ${describeErrno(msg.errno)}`, 125);
+}
+
+/** Resolves once `fd` is readable (or rejects on abort). The poll handle keeps the process alive meanwhile. */
+function readable(fd: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new AbortError());
+    const poller = native.onReadable(fd, (status) => {
+      signal?.removeEventListener('abort', onAbort);
+      if (status < 0) reject(new Error(`poll failed: ${status}`));
+      else resolve();
+    });
+    const onAbort = () => {
+      poller.close();
+      reject(new AbortError());
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Reads the next message of the status pipe: a message, or null at EOF (execve succeeded). */
+async function nextStatus(fd: number, signal?: AbortSignal): Promise<StatusMessage | null> {
+  for (;;) {
+    const m = native.readStatus(fd);
+    if (m !== undefined) return m;
+    await readable(fd, signal);
+  }
+}
+
+/** Live handles held only by the process that created the container. */
+interface Owned {
+  pidfd: number;
+  statusFd: number | undefined;
+  startFd: number | undefined;
+  plan: NativePlan;
+  exit: Promise<ExitInfo>;
+  waiters: number;
+  poller: { ref(): void; unref(): void; close(): void } | undefined;
+}
+
+/**
+ * A container: a process tree isolated in its own namespaces and cgroup, running from a root filesystem.
+ *
+ * ```ts
+ * await using c = await Container.create({ rootfs: '/srv/busybox', cmd: ['echo', 'hi'] });
+ * await c.start();
+ * const { exitCode } = await c.wait();
+ * ```
+ */
+export class Container implements AsyncDisposable {
+  /** The 64-hex-character id. */
+  readonly id: string;
+  /** The unique name (generated when not given). */
+  readonly name: string;
+  /** The container's stdin when created with `stdin: 'pipe'`. */
+  readonly stdin: Writable | null;
+  /** The container's stdout when created with `stdout: 'pipe'` (the default). */
+  readonly stdout: Readable | null;
+  /** The container's stderr when created with `stderr: 'pipe'` (the default). */
+  readonly stderr: Readable | null;
+
+  #engine: Engine;
+  #state: ContainerState;
+  #cgroup: Cgroup | undefined;
+  #owned: Owned | undefined;
+  #removed = false;
+
+  private constructor(
+    engine: Engine,
+    state: ContainerState,
+    cgroup: Cgroup | undefined,
+    owned: Owned | undefined,
+    streams: { stdin: Writable | null; stdout: Readable | null; stderr: Readable | null },
+  ) {
+    this.#engine = engine;
+    this.#state = state;
+    this.#cgroup = cgroup;
+    this.#owned = owned;
+    this.id = state.id;
+    this.name = state.name;
+    this.stdin = streams.stdin;
+    this.stdout = streams.stdout;
+    this.stderr = streams.stderr;
+  }
+
+  /**
+   * Creates a container: namespaces, mounts, cgroup and stdio are set up and its init waits just before execve.
+   * Call {@link Container.start} to run the program. Throws `InvalidOptionsError` for bad options (naming the
+   * field), `RootfsError` for a missing rootfs, `ContainerStartError` when the setup fails in the kernel.
+   */
+  static async create(options: ContainerOptions & RootOptions & { signal?: AbortSignal }): Promise<Container> {
+    const { root, signal, ...rest } = options;
+    const o = parseContainerOptions(rest);
+    return Container.#create(o, root, signal, true);
+  }
+
+  /**
+   * Creates a container from a raw OCI runtime spec (config.json), as `runc create` would. `spec.root.path` is
+   * the rootfs (absolute).
+   */
+  static async createFromSpec(spec: unknown, options: SpecCreateOptions = {}): Promise<Container> {
+    const parsed = parseOciSpec(spec);
+    if (!parsed.root.path.startsWith('/')) {
+      throw new RootfsError(`root.path must be absolute when there is no bundle directory (got "${parsed.root.path}")`);
+    }
+    const o = parseContainerOptions({
+      rootfs: parsed.root.path,
+      cmd: parsed.process.args,
+      ...(options.name ? { name: options.name } : {}),
+      ...(options.stdin !== undefined ? { stdin: options.stdin } : {}),
+      ...(options.stdout !== undefined ? { stdout: options.stdout } : {}),
+      ...(options.stderr !== undefined ? { stderr: options.stderr } : {}),
+      ...(options.detached !== undefined ? { detached: options.detached } : {}),
+    });
+    return Container.#create(o, options.root, options.signal, true, parsed);
+  }
+
+  /**
+   * Runs a container to completion and returns its exit status and collected output, then removes it
+   * (like `docker run --rm`). stdin is /dev/null unless given.
+   */
+  static async run(options: ContainerOptions & RootOptions & { signal?: AbortSignal }): Promise<RunResult> {
+    const { root, signal, ...rest } = options;
+    const o = parseContainerOptions({ stdin: 'ignore', ...rest });
+    const c = await Container.#create(o, root, signal, false);
+    try {
+      const onAbort = () => c.kill('SIGKILL').catch(() => undefined);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        const [stdout, stderr] = await Promise.all([collect(c.stdout), collect(c.stderr), c.#started()]);
+        const exit = await c.wait();
+        if (signal?.aborted) throw new AbortError();
+        return { id: c.id, ...exit, stdout, stderr };
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    } finally {
+      await c.remove({ force: true });
+    }
+  }
+
+  static async #create(
+    o: ValidContainerOptions,
+    rootPath: string | undefined,
+    signal: AbortSignal | undefined,
+    waitForStart: boolean,
+    rawSpec?: OciSpec,
+  ): Promise<Container> {
+    if (signal?.aborted) throw new AbortError();
+    const engine = await openEngine(rootPath);
+    checkRootfs(o.rootfs);
+    const id = newContainerId();
+    const name = o.name ?? `berth-${id.slice(0, 12)}`;
+    const user = rawSpec ? undefined : resolveUser(o.rootfs, o.user, o.groupAdd);
+    const spec = rawSpec ?? specFromOptions(o, { id, user: user! });
+
+    engine.root.reserveName(name, id);
+    const undo: (() => void | Promise<void>)[] = [() => engine.root.releaseName(name, id)];
+    const cleanup = async () => {
+      for (const f of undo.reverse()) await f();
+    };
+    try {
+      engine.root.createContainerDir(id);
+      undo.push(() => void engine.root.removeContainerDir(id));
+
+      const cgroup = engine.cgroups.create(id, spec.linux?.resources ?? {});
+      undo.push(() => cgroup.destroy());
+
+      const state: ContainerState = {
+        id,
+        name,
+        createdAt: new Date().toISOString(),
+        status: 'created',
+        owner: selfIdentity(),
+        detached: o.detached ?? false,
+        cgroup: id,
+        cgroupVersion: engine.cgroups.version,
+        stopSignal: o.stopSignal ?? DEFAULT_STOP_SIGNAL,
+        stopTimeout: o.stopTimeout ?? DEFAULT_STOP_TIMEOUT,
+        labels: { ...(o.labels ?? {}) },
+        spec,
+      };
+
+      const detachedDefault: StdioOption = o.detached ? 'ignore' : 'pipe';
+      const stdio = prepareStdio([o.stdin ?? 'ignore', o.stdout ?? detachedDefault, o.stderr ?? detachedDefault]);
+      const destroyStreams = () => {
+        for (const s of [stdio.stdin, stdio.stdout, stdio.stderr]) s?.destroy();
+      };
+      const nsFds: { type: string; fd: number }[] = [];
+      let spawned;
+      let plan: NativePlan;
+      try {
+        for (const n of namespacePaths(spec)) nsFds.push({ type: n.type, fd: openSync(n.path, fsConstants.O_RDONLY) });
+        plan = planFromSpec(spec, {
+          cgroupVersion: engine.cgroups.version,
+          cgroupHierarchies: engine.hierarchies,
+          ...(cgroup.cloneIntoFd !== undefined ? { cgroupDirFd: cgroup.cloneIntoFd } : {}),
+          cgroupProcsFds: cgroup.procsFds,
+          namespaceFds: nsFds,
+          stdioFds: stdio.childFds,
+          parentDeathSignal: o.detached ? 0 : 9,
+          waitForStart,
+          createCwd: !rawSpec,
+        });
+        spawned = native.spawn(plan);
+      } catch (e) {
+        destroyStreams();
+        throw e;
+      } finally {
+        for (const fd of stdio.closeAfterSpawn) safeClose(fd);
+        for (const n of nsFds) safeClose(n.fd);
+        cgroup.releaseSpawnFds();
+      }
+      state.process = { pid: spawned.pid, startTime: processStartTime(spawned.pid) ?? 0 };
+
+      const owned: Owned = {
+        pidfd: spawned.pidfd,
+        statusFd: spawned.statusFd,
+        startFd: spawned.startFd,
+        plan,
+        exit: undefined as unknown as Promise<ExitInfo>,
+        waiters: 0,
+        poller: undefined,
+      };
+      const container = new Container(engine, state, cgroup, owned, stdio);
+      owned.exit = container.#watchExit();
+
+      if (waitForStart) {
+        let msg: StatusMessage | null;
+        try {
+          msg = await nextStatus(spawned.statusFd, signal);
+        } catch (e) {
+          await container.#abandon();
+          destroyStreams();
+          throw e;
+        }
+        if (msg?.kind !== 'ready') {
+          const err = msg ? startError(msg, plan, spec) : new ContainerStartError('sync', 'EPIPE', undefined, 'container init exited during setup', 125);
+          await container.#abandon();
+          destroyStreams();
+          throw err;
+        }
+      }
+      engine.root.writeState(state);
+      return container;
+    } catch (e) {
+      await cleanup();
+      throw e;
+    }
+  }
+
+  /** Re-attaches to an existing container of the state root, by id, unique id prefix, or name. */
+  static async get(idOrName: string, options: RootOptions = {}): Promise<Container> {
+    const engine = await openEngine(options.root);
+    const id = engine.root.resolve(idOrName);
+    const state = id ? engine.root.readState(id) : undefined;
+    if (!state) throw new ContainerNotFoundError(idOrName);
+    const live = ownedContainers.get(state.id);
+    if (live && !live.#removed) return live;
+    return new Container(engine, state, engine.cgroups.open(state.cgroup), undefined, { stdin: null, stdout: null, stderr: null });
+  }
+
+  /** Lists the containers of the state root (running and created ones; exited too with `all`). */
+  static async list(options: RootOptions & { all?: boolean } = {}): Promise<ContainerInfo[]> {
+    const engine = await openEngine(options.root);
+    const out: ContainerInfo[] = [];
+    for (const id of engine.root.listIds()) {
+      const state = engine.root.readState(id);
+      if (!state) continue;
+      const info = infoFromState(reconcile(state));
+      if (options.all || info.status !== 'exited') out.push(info);
+    }
+    return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
+
+  /** Host pid of the container's init (`null` once it exited). */
+  get pid(): number | null {
+    return this.#state.status === 'exited' ? null : (this.#state.process?.pid ?? null);
+  }
+
+  /** Releases the init blocked before execve: the container's program starts. */
+  async start(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const owned = this.#owned;
+    if (!owned) throw new ContainerStateError(`container ${this.name} was created by process ${this.#state.owner.pid}; only it can start it`);
+    if (this.#state.status !== 'created' || owned.startFd === undefined) {
+      throw new ContainerStateError(`container ${this.name} is ${this.#state.status}, not created: it cannot be started again`);
+    }
+    const { writeSync } = await import('node:fs');
+    writeSync(owned.startFd, 'x');
+    safeClose(owned.startFd);
+    owned.startFd = undefined;
+    await this.#started(options.signal);
+  }
+
+  /** Waits for the init's verdict after release: execve succeeded (EOF) or failed (an error message). */
+  async #started(signal?: AbortSignal): Promise<void> {
+    const owned = this.#owned!;
+    if (owned.statusFd === undefined) return;
+    let msg: StatusMessage | null;
+    try {
+      msg = await nextStatus(owned.statusFd, signal);
+    } finally {
+      safeClose(owned.statusFd);
+      owned.statusFd = undefined;
+    }
+    if (msg === null) native.release(this.#state.process!.pid);
+    if (owned.startFd !== undefined) {
+      // Fast path (run): the init never waited; nothing to release.
+      safeClose(owned.startFd);
+      owned.startFd = undefined;
+    }
+    if (msg) {
+      const err = msg.kind === 'error' ? startError(msg, owned.plan, this.#state.spec as OciSpec) : undefined;
+      await owned.exit.catch(() => undefined);
+      this.#state.status = 'exited';
+      this.#persist();
+      throw err ?? new ContainerStartError('sync', 'EPROTO', undefined, 'unexpected message from container init', 125);
+    }
+    this.#state.status = this.#state.status === 'exited' ? 'exited' : 'running';
+    this.#state.startedAt = new Date().toISOString();
+    this.#persist();
+  }
+
+  /**
+   * Waits until the container's init exits. A `Container` obtained with `get()` in another process can still
+   * wait, but the exit code is then unknown (`-1`): only the creating process can reap the init.
+   */
+  async wait(options: { signal?: AbortSignal } = {}): Promise<ExitInfo> {
+    const owned = this.#owned;
+    if (owned) {
+      owned.waiters++;
+      owned.poller?.ref();
+      try {
+        if (!options.signal) return await owned.exit;
+        return await Promise.race([
+          owned.exit,
+          new Promise<never>((_, reject) => {
+            if (options.signal!.aborted) reject(new AbortError());
+            options.signal!.addEventListener('abort', () => reject(new AbortError()), { once: true });
+          }),
+        ]);
+      } finally {
+        if (--owned.waiters === 0) owned.poller?.unref();
+      }
+    }
+    const state = reconcile(this.#engine.root.readState(this.id) ?? this.#state);
+    if (state.status !== 'exited' && state.process && isAlive(state.process)) {
+      const fd = native.pidfdOpen(state.process.pid);
+      try {
+        await readable(fd, options.signal);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    const after = this.#engine.root.readState(this.id) ?? state;
+    return { exitCode: after.exitCode ?? -1, signal: after.signal ? signalName(after.signal) : null, oomKilled: after.oomKilled ?? false };
+  }
+
+  /** Sends a signal to the container's init (default SIGKILL). */
+  async kill(signal: NodeJS.Signals | number = 'SIGKILL'): Promise<void> {
+    const n = signalNumber(signal);
+    if (this.#owned) {
+      if (this.#state.status === 'exited') throw new ContainerStateError(`container ${this.name} is not running`);
+      native.pidfdSendSignal(this.#owned.pidfd, n);
+      return;
+    }
+    const state = this.#engine.root.readState(this.id);
+    if (!state?.process || !isAlive(state.process)) throw new ContainerStateError(`container ${this.name} is not running`);
+    const fd = native.pidfdOpen(state.process.pid);
+    try {
+      // The pidfd was opened after checking the start time; verify again to close the pid-reuse window.
+      if (!isAlive(state.process)) throw new ContainerStateError(`container ${this.name} is not running`);
+      native.pidfdSendSignal(fd, n);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * Stops the container as `docker stop` does: the stop signal (image/option, default SIGTERM), then SIGKILL
+   * after `timeout` seconds (default 10) if it is still running. Resolves with its exit.
+   */
+  async stop(options: { timeout?: number; signal?: NodeJS.Signals | number } = {}): Promise<ExitInfo> {
+    if (this.#currentStatus() !== 'running') {
+      if (this.#currentStatus() === 'created') await this.kill('SIGKILL');
+      return this.wait();
+    }
+    const timeout = options.timeout ?? this.#state.stopTimeout;
+    try {
+      await this.kill(options.signal ?? (this.#state.stopSignal as NodeJS.Signals | number));
+    } catch (e) {
+      if (!(e instanceof ContainerStateError)) throw e;
+    }
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), timeout * 1000);
+    try {
+      return await this.wait({ signal: ac.signal });
+    } catch (e) {
+      if (!(e instanceof AbortError)) throw e;
+      await this.kill('SIGKILL').catch(() => undefined);
+      return this.wait();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Removes the container: its cgroup, its record and its name. A running container is refused unless `force`,
+   * which kills it first (as `docker rm -f`).
+   */
+  async remove(options: { force?: boolean } = {}): Promise<void> {
+    if (this.#removed) return;
+    const status = this.#currentStatus();
+    if (status === 'running' && !options.force) {
+      throw new ContainerStateError(`container ${this.name} is running: stop it first or remove with { force: true }`);
+    }
+    if (status !== 'exited') {
+      await this.kill('SIGKILL').catch(() => undefined);
+      await this.wait();
+    }
+    this.#removed = true;
+    ownedContainers.delete(this.id);
+    if (this.#owned) {
+      await this.#owned.exit.catch(() => undefined);
+      safeClose(this.#owned.statusFd);
+      safeClose(this.#owned.startFd);
+      this.#owned.statusFd = this.#owned.startFd = undefined;
+    }
+    await this.#cgroup?.destroy();
+    this.#engine.root.removeContainerDir(this.id);
+    this.#engine.root.releaseName(this.name, this.id);
+  }
+
+  /** The container's recorded state. */
+  async inspect(): Promise<ContainerInfo> {
+    if (!this.#owned) {
+      const fresh = this.#engine.root.readState(this.id);
+      if (!fresh) throw new ContainerNotFoundError(this.id);
+      this.#state = fresh;
+    }
+    return infoFromState(reconcile(this.#state));
+  }
+
+  /** Memory, CPU and pids usage from the container's cgroup. */
+  stats(): CgroupStats {
+    if (!this.#cgroup || this.#removed) throw new ContainerStateError(`container ${this.name} has no cgroup (removed?)`);
+    return this.#cgroup.stats();
+  }
+
+  /** Removes the container, killing it if needed (`await using`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const s of [this.stdin, this.stdout, this.stderr]) s?.destroy();
+    await this.remove({ force: true });
+  }
+
+  #currentStatus(): ContainerState['status'] {
+    if (this.#owned) return this.#state.status;
+    const state = this.#engine.root.readState(this.id);
+    if (state) this.#state = state;
+    return reconcile(this.#state).status;
+  }
+
+  #persist(): void {
+    if (!this.#removed) this.#engine.root.writeState(this.#state);
+  }
+
+  /** Observes the init's exit on a pidfd; records it once. */
+  #watchExit(): Promise<ExitInfo> {
+    const owned = this.#owned!;
+    ownedContainers.set(this.id, this);
+    return new Promise<ExitInfo>((resolve) => {
+      const poller = native.onReadable(owned.pidfd, () => {
+        owned.poller = undefined;
+        const status = native.waitid(owned.pidfd) ?? { exitCode: -1, signal: 0 };
+        safeClose(owned.pidfd);
+        native.release(this.#state.process!.pid);
+        const oomKilled = this.#cgroup ? safeOom(this.#cgroup) : false;
+        const exit: ExitInfo = { exitCode: status.exitCode, signal: signalName(status.signal), oomKilled };
+        Object.assign(this.#state, {
+          status: 'exited',
+          finishedAt: new Date().toISOString(),
+          exitCode: status.exitCode,
+          signal: status.signal,
+          oomKilled,
+        });
+        this.#persist();
+        resolve(exit);
+      });
+      owned.poller = poller;
+    });
+  }
+
+  /** Setup failed or was aborted: kill the init, reap it, drop everything. */
+  async #abandon(): Promise<void> {
+    const owned = this.#owned!;
+    try {
+      native.pidfdSendSignal(owned.pidfd, 9);
+    } catch {
+      // already gone
+    }
+    owned.poller?.ref();
+    await owned.exit;
+    safeClose(owned.statusFd);
+    safeClose(owned.startFd);
+    owned.statusFd = owned.startFd = undefined;
+    this.#removed = true;
+    ownedContainers.delete(this.id);
+  }
+}
+
+/** Containers created by this process, so `get()` returns the object that can reap them. */
+const ownedContainers = new Map<string, Container>();
+
+function safeOom(cgroup: Cgroup): boolean {
+  try {
+    return cgroup.oomKilled();
+  } catch {
+    return false;
+  }
+}
+
+function checkRootfs(rootfs: string): void {
+  let st;
+  try {
+    st = statSync(rootfs);
+  } catch {
+    throw new RootfsError(`rootfs ${rootfs} does not exist`);
+  }
+  if (!st.isDirectory()) throw new RootfsError(`rootfs ${rootfs} is not a directory`);
+}
+
+/** A record's status corrected by what the kernel says (an owner may have died without writing "exited"). */
+function reconcile(state: ContainerState): ContainerState {
+  if (state.status !== 'exited' && state.process && !isAlive(state.process) && !ownedContainers.has(state.id)) {
+    return { ...state, status: 'exited' };
+  }
+  return state;
+}
+
+function infoFromState(s: ContainerState): ContainerInfo {
+  const spec = s.spec as OciSpec;
+  return {
+    id: s.id,
+    name: s.name,
+    status: s.status,
+    pid: s.status === 'exited' ? null : (s.process?.pid ?? null),
+    createdAt: s.createdAt,
+    startedAt: s.startedAt ?? null,
+    finishedAt: s.finishedAt ?? null,
+    exitCode: s.exitCode ?? null,
+    oomKilled: s.oomKilled ?? false,
+    detached: s.detached,
+    ownerPid: s.owner.pid,
+    rootfs: spec.root.path,
+    command: spec.process.args,
+    labels: s.labels,
+    cgroup: s.cgroup,
+    spec,
+  };
+}
+
+export { removeLeftovers };

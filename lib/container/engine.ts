@@ -1,0 +1,102 @@
+/**
+ * Per-state-root context shared by every container of this process: the state directory, the cgroup driver, and
+ * the one-time cleanup of what dead owners left behind (DESIGN decision 7).
+ * @module
+ */
+import { closeSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { native } from '../native.js';
+import { CgroupV1Driver, detectCgroupDriver, type CgroupDriver, type V1Hierarchy } from './cgroup/index.js';
+import { isAlive, StateRoot, type ContainerState } from './state.js';
+import { defaultRoot } from './state.js';
+
+/** Everything a container operation needs about its state root. */
+export interface Engine {
+  root: StateRoot;
+  cgroups: CgroupDriver;
+  /** v1: the hierarchies mounted inside each container's /sys/fs/cgroup. */
+  hierarchies: readonly V1Hierarchy[];
+}
+
+const engines = new Map<string, Promise<Engine>>();
+
+/** The cgroup parent for berth's containers (like Docker's `/docker`). */
+export const CGROUP_PARENT = 'berth';
+
+/**
+ * `BERTH_CGROUP_VERSION` (1 or 2) and `BERTH_CGROUP_MOUNT` force a cgroup layout instead of detecting it, e.g. the
+ * v2 driver on a hybrid host's /sys/fs/cgroup/unified.
+ */
+function cgroupOverride(): { version?: 1 | 2; mountPoint?: string } {
+  const out: { version?: 1 | 2; mountPoint?: string } = {};
+  const v = process.env.BERTH_CGROUP_VERSION;
+  if (v === '1' || v === '2') out.version = Number(v) as 1 | 2;
+  if (process.env.BERTH_CGROUP_MOUNT) out.mountPoint = process.env.BERTH_CGROUP_MOUNT;
+  return out;
+}
+
+/**
+ * Opens the state root at `path` (default: `BERTH_ROOT` or /var/lib/berth). The first open in this process also
+ * cleans up after owners that died.
+ */
+export function openEngine(path?: string): Promise<Engine> {
+  const rootPath = resolve(path ?? defaultRoot());
+  let engine = engines.get(rootPath);
+  if (!engine) {
+    engine = (async () => {
+      const cgroups = detectCgroupDriver({ parent: CGROUP_PARENT, ...cgroupOverride() });
+      const e: Engine = {
+        root: new StateRoot(rootPath),
+        cgroups,
+        hierarchies: cgroups instanceof CgroupV1Driver ? cgroups.hierarchies : [],
+      };
+      await cleanupDeadOwners(e);
+      return e;
+    })();
+    engines.set(rootPath, engine);
+    engine.catch(() => engines.delete(rootPath));
+  }
+  return engine;
+}
+
+/**
+ * Removes the containers whose owner process died (unless they were detached and still run): kills what is left,
+ * removes the cgroup and the record. Safe to run from several processes at once.
+ */
+export async function cleanupDeadOwners(engine: Engine): Promise<number> {
+  let removed = 0;
+  for (const id of engine.root.listIds()) {
+    const state = engine.root.readState(id);
+    if (!state || isAlive(state.owner)) continue;
+    if (state.detached) {
+      // A detached container outlives its owner; only mark it exited once its process is gone.
+      if (state.status !== 'exited' && state.status !== 'created' && !isAlive(state.process)) {
+        engine.root.writeState({ ...state, status: 'exited', finishedAt: state.finishedAt ?? new Date().toISOString() });
+      }
+      if (state.status !== 'created' || isAlive(state.process)) continue;
+    }
+    if (await removeLeftovers(engine, state)) removed++;
+  }
+  return removed;
+}
+
+/** Kills the container's processes (if any survived), removes its cgroup, record and name. */
+export async function removeLeftovers(engine: Engine, state: ContainerState): Promise<boolean> {
+  if (isAlive(state.process)) {
+    try {
+      const fd = native.pidfdOpen(state.process!.pid);
+      try {
+        native.pidfdSendSignal(fd, 9);
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const cgroup = engine.cgroups.open(state.cgroup);
+  if (cgroup) await cgroup.destroy();
+  const won = engine.root.removeContainerDir(state.id);
+  engine.root.releaseName(state.name, state.id);
+  return won;
+}

@@ -1,0 +1,220 @@
+/**
+ * The options a user passes to `Container.create()`, validated with zod. Everything that enters from a caller is
+ * checked here, so the rest of the library can trust its input. Names follow Docker's run flags.
+ * @module
+ */
+import { z } from 'zod';
+import { InvalidOptionsError } from '../errors.js';
+import { normalizeCapability } from './capabilities.js';
+
+const absolutePath = z
+  .string()
+  .min(1)
+  .refine((p) => p.startsWith('/'), 'must be an absolute path')
+  .refine((p) => !p.includes('\0'), 'must not contain NUL bytes');
+
+/** A byte size as a number of bytes or a Docker-style string: `512m`, `1g`, `65536k`, `100b`. */
+export const byteSize = z.union([
+  z.number().int().nonnegative(),
+  z
+    .string()
+    .regex(/^\s*\d+(\.\d+)?\s*([bkmgt]i?b?)?\s*$/i, 'must be a size like 512m, 1g or a number of bytes')
+    .transform(parseByteSize),
+]);
+
+/** Parses Docker's size syntax (units are powers of 1024, as `docker run --memory`). */
+export function parseByteSize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([bkmgt])?/i.exec(text);
+  if (!m) throw new InvalidOptionsError('size', [{ path: '', message: `cannot parse size "${text}"` }]);
+  const units: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
+  return Math.floor(Number(m[1]) * (units[(m[2] ?? 'b').toLowerCase()] ?? 1));
+}
+
+const capabilityName = z
+  .string()
+  .refine((c) => c.trim().toUpperCase() === 'ALL' || normalizeCapability(c) !== undefined, {
+    message: 'unknown capability (expected a name like NET_ADMIN or CAP_NET_ADMIN, or ALL)',
+  });
+
+const signalName = z.union([
+  z.number().int().min(1).max(64),
+  z.string().regex(/^(SIG)?[A-Z0-9+-]+$/i, 'must be a signal name like SIGTERM or a number'),
+]);
+
+const bindMount = z.strictObject({
+  type: z.literal('bind'),
+  /** Host path. */
+  source: absolutePath,
+  /** Path inside the container. */
+  target: absolutePath,
+  readonly: z.boolean().optional(),
+  /** Bind submounts too (Docker's default for binds). */
+  recursive: z.boolean().optional(),
+  propagation: z.enum(['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave']).optional(),
+});
+
+const tmpfsMount = z.strictObject({
+  type: z.literal('tmpfs'),
+  target: absolutePath,
+  /** Size limit; unlimited (half of RAM, the kernel default) when absent. */
+  size: byteSize.optional(),
+  /** Permission bits of the tmpfs root, e.g. 0o1777. */
+  mode: z.number().int().min(0).max(0o7777).optional(),
+  readonly: z.boolean().optional(),
+  /** Extra mount options: nosuid, nodev, noexec, uid=, gid=... */
+  options: z.array(z.string()).optional(),
+});
+
+/** A mount in the options: a host directory or file bound in, or a fresh tmpfs. */
+export const mountOption = z.discriminatedUnion('type', [bindMount, tmpfsMount]);
+
+const namespaceMode = z.union([z.enum(['private', 'host']), z.strictObject({ path: absolutePath })]);
+
+const stdioOption = z.union([z.enum(['pipe', 'inherit', 'ignore']), z.number().int().nonnegative()]);
+
+const hostnameSchema = z
+  .string()
+  .max(64)
+  .regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/, {
+    message: 'must be a valid hostname (letters, digits, hyphens and dots, at most 64 characters)',
+  });
+
+/** Resource limits with Docker's names and units. */
+export const resourcesOption = z
+  .strictObject({
+    /** Memory limit (bytes or "512m"). */
+    memory: byteSize.optional(),
+    /** Memory + swap limit; -1 = unlimited swap. Defaults to twice `memory` as Docker does. */
+    memorySwap: z.union([z.literal(-1), byteSize]).optional(),
+    /** Soft memory limit. */
+    memoryReservation: byteSize.optional(),
+    /** Number of CPUs, e.g. 1.5 → quota 150000 per 100000 µs period. */
+    cpus: z.number().positive().max(4096).optional(),
+    /** Relative CPU weight (Docker's --cpu-shares, 2..262144). */
+    cpuShares: z.number().int().min(2).max(262144).optional(),
+    /** CFS period in µs (1000..1000000). */
+    cpuPeriod: z.number().int().min(1000).max(1_000_000).optional(),
+    /** CFS quota in µs (≥ 1000), -1 = unlimited. */
+    cpuQuota: z.union([z.literal(-1), z.number().int().min(1000)]).optional(),
+    /** CPUs allowed, e.g. "0-1" or "0,2". */
+    cpusetCpus: z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'must be a CPU list like 0-1,3').optional(),
+    /** Memory nodes allowed, e.g. "0". */
+    cpusetMems: z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'must be a node list like 0-1').optional(),
+    /** Maximum number of processes/threads; -1 or 0 = unlimited. */
+    pidsLimit: z.number().int().min(-1).optional(),
+  })
+  .refine((r) => !(r.cpus !== undefined && (r.cpuQuota !== undefined || r.cpuPeriod !== undefined)), {
+    message: 'cpus cannot be combined with cpuQuota/cpuPeriod (Docker rejects this too)',
+  })
+  .refine((r) => r.memory === undefined || r.memory >= 6 * 1024 * 1024, {
+    message: 'memory must be at least 6m (Docker\'s minimum)',
+    path: ['memory'],
+  })
+  .refine(
+    (r) => r.memorySwap === undefined || r.memorySwap === -1 || (r.memory !== undefined && r.memorySwap >= r.memory),
+    { message: 'memorySwap must be -1 or at least memory, and needs memory to be set', path: ['memorySwap'] },
+  );
+
+const ulimitName = z.enum([
+  'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio',
+  'rttime', 'sigpending', 'stack', 'as',
+]);
+
+/** The options of `Container.create()`. See the README's API tour for examples. */
+export const containerOptionsSchema = z
+  .strictObject({
+    /** Host directory holding the root filesystem. */
+    rootfs: absolutePath,
+    /** The command; with `entrypoint`, the arguments to it (as Docker's CMD). */
+    cmd: z.array(z.string().refine((s) => !s.includes('\0'), 'must not contain NUL bytes')).optional(),
+    /** Prepended to `cmd` (as Docker's ENTRYPOINT). */
+    entrypoint: z.array(z.string()).optional(),
+    /** Environment as `KEY=value` strings or an object. */
+    env: z
+      .union([
+        z.array(z.string().regex(/^[^=\0]+=[^\0]*$/, 'must look like KEY=value')),
+        z.record(z.string().regex(/^[^=\0]+$/, 'must not contain "="'), z.string()),
+      ])
+      .optional(),
+    /** Working directory inside the container (created if missing). */
+    workdir: absolutePath.optional(),
+    /** `user`, `uid`, `user:group` or `uid:gid`, resolved against the container's /etc/passwd and /etc/group. */
+    user: z.string().regex(/^[^:\s]+(:[^:\s]+)?$/, 'must be user, uid, user:group or uid:gid').optional(),
+    /** Extra groups (names or gids). */
+    groupAdd: z.array(z.string().min(1)).optional(),
+    /** Container name, unique in the state root. */
+    name: z
+      .string()
+      .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must match [a-zA-Z0-9][a-zA-Z0-9_.-]*')
+      .max(128)
+      .optional(),
+    hostname: hostnameSchema.optional(),
+    domainname: hostnameSchema.optional(),
+    readonlyRootfs: z.boolean().optional(),
+    mounts: z.array(mountOption).optional(),
+    resources: resourcesOption.optional(),
+    capAdd: z.array(capabilityName).optional(),
+    capDrop: z.array(capabilityName).optional(),
+    noNewPrivileges: z.boolean().optional(),
+    ulimits: z
+      .array(
+        z
+          .strictObject({ name: ulimitName, soft: z.number().int().min(-1), hard: z.number().int().min(-1) })
+          .refine((u) => u.hard === -1 || (u.soft !== -1 && u.soft <= u.hard), 'soft must not exceed hard'),
+      )
+      .optional(),
+    /** Namespace sharing, as Docker's --pid/--ipc/--uts/--network/--cgroupns: private (default), host, or a path. */
+    namespaces: z
+      .strictObject({
+        pid: namespaceMode.optional(),
+        ipc: namespaceMode.optional(),
+        uts: namespaceMode.optional(),
+        network: z.union([z.enum(['none', 'host']), z.strictObject({ path: absolutePath })]).optional(),
+        cgroup: namespaceMode.optional(),
+      })
+      .optional(),
+    /** stdin/stdout/stderr: a pipe (Node stream on the container object), inherited from this process, /dev/null, or an fd. */
+    stdin: stdioOption.optional(),
+    stdout: stdioOption.optional(),
+    stderr: stdioOption.optional(),
+    /** Keep running after this process exits (opt-in; by default the container dies with its owner). */
+    detached: z.boolean().optional(),
+    stopSignal: signalName.optional(),
+    /** Seconds `stop()` waits before SIGKILL. */
+    stopTimeout: z.number().nonnegative().optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    /** Namespaced kernel parameters, e.g. `{ 'net.ipv4.ip_forward': '1' }`. */
+    sysctls: z.record(z.string(), z.string()).optional(),
+  })
+  .refine((o) => o.cmd !== undefined || o.entrypoint !== undefined, {
+    message: 'cmd (or entrypoint) is required: there is no image to take a default command from',
+    path: ['cmd'],
+  })
+  .refine((o) => [...(o.entrypoint ?? []), ...(o.cmd ?? [])].length > 0, {
+    message: 'the command must not be empty',
+    path: ['cmd'],
+  });
+
+/** Options accepted by `Container.create()` (input form: sizes may be strings). */
+export type ContainerOptions = z.input<typeof containerOptionsSchema>;
+/** Options after validation (sizes are numbers). */
+export type ValidContainerOptions = z.output<typeof containerOptionsSchema>;
+/** A mount in the options. */
+export type MountOption = z.input<typeof mountOption>;
+/** Resource limits in the options. */
+export type ResourcesOption = z.input<typeof resourcesOption>;
+
+/** Turns a zod error into an `InvalidOptionsError` naming every bad field. */
+export function toInvalidOptions(what: string, error: z.ZodError): InvalidOptionsError {
+  return new InvalidOptionsError(
+    what,
+    error.issues.map((i) => ({ path: i.path.map(String).join('.'), message: i.message })),
+  );
+}
+
+/** Validates user options; throws `InvalidOptionsError` listing each bad field. */
+export function parseContainerOptions(input: unknown): ValidContainerOptions {
+  const result = containerOptionsSchema.safeParse(input);
+  if (!result.success) throw toInvalidOptions('container options', result.error);
+  return result.data;
+}

@@ -1,0 +1,213 @@
+/**
+ * The state root: where containers are recorded so that other processes (and later runs) can list, inspect and
+ * clean them up. Several processes may share one root, so every change is an atomic rename or an exclusive
+ * create, and nothing half-written is ever trusted.
+ *
+ * Layout: `<root>/containers/<id>/state.json`, `<root>/names/<name>` (a symlink to the id).
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { NameConflictError } from '../errors.js';
+
+/** The default state root for root: `/var/lib/berth`; `BERTH_ROOT` overrides it. */
+export function defaultRoot(): string {
+  if (process.env.BERTH_ROOT) return process.env.BERTH_ROOT;
+  if (process.getuid?.() === 0) return '/var/lib/berth';
+  const runtime = process.env.XDG_RUNTIME_DIR;
+  return runtime ? join(runtime, 'berth') : join(process.env.HOME ?? '/tmp', '.local/share/berth');
+}
+
+/** A process identity that survives pid reuse: pid plus its start time in clock ticks since boot. */
+export interface ProcessIdentity {
+  pid: number;
+  startTime: number;
+}
+
+/** What is recorded about a container. */
+export interface ContainerState {
+  id: string;
+  name: string;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  status: 'created' | 'running' | 'exited';
+  /** The Node process that created it; a container dies with it unless detached. */
+  owner: ProcessIdentity;
+  detached: boolean;
+  /** The container's init, host pid namespace. */
+  process?: ProcessIdentity;
+  exitCode?: number;
+  signal?: number;
+  oomKilled?: boolean;
+  /** The cgroup name under the driver's parent. */
+  cgroup: string;
+  cgroupVersion: 1 | 2;
+  stopSignal: string | number;
+  stopTimeout: number;
+  labels: Record<string, string>;
+  /** The OCI runtime spec the container was created from. */
+  spec: unknown;
+}
+
+/** The start time of a process (field 22 of /proc/<pid>/stat), or undefined if it does not exist. */
+export function processStartTime(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const state = fields[0];
+    if (state === 'Z' || state === 'X') return undefined; // a zombie has already exited
+    return Number(fields[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether exactly this process (not a later one that reused the pid) is still alive. */
+export function isAlive(p: ProcessIdentity | undefined): boolean {
+  return p !== undefined && processStartTime(p.pid) === p.startTime;
+}
+
+/** This process's identity. */
+export function selfIdentity(): ProcessIdentity {
+  return { pid: process.pid, startTime: processStartTime(process.pid) ?? 0 };
+}
+
+/** A new container id: 64 hex characters, as Docker's. */
+export function newContainerId(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** One state root directory. */
+export class StateRoot {
+  readonly path: string;
+
+  constructor(path: string) {
+    this.path = path;
+    mkdirSync(this.containersDir, { recursive: true, mode: 0o711 });
+    mkdirSync(this.namesDir, { recursive: true, mode: 0o711 });
+  }
+
+  get containersDir(): string {
+    return join(this.path, 'containers');
+  }
+
+  get namesDir(): string {
+    return join(this.path, 'names');
+  }
+
+  containerDir(id: string): string {
+    return join(this.containersDir, id);
+  }
+
+  /** Creates the container's directory; fails if the id exists. */
+  createContainerDir(id: string): string {
+    const dir = this.containerDir(id);
+    mkdirSync(dir, { mode: 0o700 });
+    return dir;
+  }
+
+  /** Reserves `name` for `id` atomically (a symlink). A name whose container is gone is reclaimed. */
+  reserveName(name: string, id: string): void {
+    const link = join(this.namesDir, name);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        symlinkSync(id, link);
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const holder = this.nameOwner(name);
+      if (holder && this.readState(holder)) throw new NameConflictError(name, holder);
+      // Stale: its container is gone. Remove only if it still points where we looked.
+      try {
+        if (readlinkSync(link) === holder) unlinkSync(link);
+      } catch {
+        // raced with another process; retry
+      }
+    }
+    throw new NameConflictError(name, this.nameOwner(name) ?? 'unknown');
+  }
+
+  /** The id a name points to, if any. */
+  nameOwner(name: string): string | undefined {
+    try {
+      return readlinkSync(join(this.namesDir, name));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Releases `name` if it still belongs to `id`. */
+  releaseName(name: string, id: string): void {
+    try {
+      if (this.nameOwner(name) === id) unlinkSync(join(this.namesDir, name));
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Writes state.json atomically. Does nothing if the container's directory was removed meanwhile. */
+  writeState(state: ContainerState): void {
+    const dir = this.containerDir(state.id);
+    const tmp = join(dir, `.state.${process.pid}.${randomBytes(4).toString('hex')}`);
+    try {
+      writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+      renameSync(tmp, join(dir, 'state.json'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+  }
+
+  /** Reads a container's state, or undefined when it does not exist (or is half-created). */
+  readState(id: string): ContainerState | undefined {
+    if (!/^[0-9a-f]{64}$/.test(id)) return undefined;
+    try {
+      return JSON.parse(readFileSync(join(this.containerDir(id), 'state.json'), 'utf8')) as ContainerState;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Every container id with a readable state. */
+  listIds(): string[] {
+    try {
+      return readdirSync(this.containersDir).filter((d) => /^[0-9a-f]{64}$/.test(d));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Finds a container by full id, unique id prefix, or name. */
+  resolve(idOrName: string): string | undefined {
+    if (/^[0-9a-f]{64}$/.test(idOrName) && this.readState(idOrName)) return idOrName;
+    const byName = this.nameOwner(idOrName);
+    if (byName && this.readState(byName)) return byName;
+    if (/^[0-9a-f]{3,63}$/.test(idOrName)) {
+      const matches = this.listIds().filter((id) => id.startsWith(idOrName));
+      if (matches.length === 1) return matches[0];
+    }
+    return undefined;
+  }
+
+  /**
+   * Removes a container's record. The directory is first renamed aside, so that when two processes clean up the
+   * same container only one of them does the work.
+   */
+  removeContainerDir(id: string): boolean {
+    const dir = this.containerDir(id);
+    const trash = join(this.containersDir, `.removing-${id}-${randomBytes(4).toString('hex')}`);
+    try {
+      renameSync(dir, trash);
+    } catch {
+      return false;
+    }
+    rmSync(trash, { recursive: true, force: true });
+    return true;
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * berth: Docker's engine as a library. Run isolated containers from Node, without a daemon.
+ *
+ * ```ts
+ * import { Container } from 'berth';
+ * const { exitCode, stdout } = await Container.run({ rootfs: '/srv/busybox', cmd: ['echo', 'hello'] });
+ * ```
+ * @module
+ */
+export {
+  Container,
+  signalNumber,
+  type ContainerInfo,
+  type ExitInfo,
+  type RootOptions,
+  type RunResult,
+  type SpecCreateOptions,
+} from './container/container.js';
+export type { ContainerOptions, MountOption, ResourcesOption } from './container/options.js';
+export { parseByteSize } from './container/options.js';
+export { parseOciSpec, type OciSpec } from './container/spec.js';
+export type { StdioOption } from './container/stdio.js';
+export type { CgroupStats, LinuxResources } from './container/cgroup/driver.js';
+export {
+  DOCKER_DEFAULT_CAPABILITIES,
+  CAPABILITY_NAMES,
+  type CapabilityName,
+} from './container/capabilities.js';
+export {
+  AbortError,
+  BerthError,
+  CgroupError,
+  ContainerNotFoundError,
+  ContainerStartError,
+  ContainerStateError,
+  InvalidOptionsError,
+  NameConflictError,
+  RootfsError,
+  UnsupportedError,
+} from './errors.js';

@@ -1,0 +1,167 @@
+/**
+ * The only module that loads the native addon. Everything the addon exports is wrapped here with types; callers
+ * never see the raw binding.
+ * @module
+ */
+import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UnsupportedError } from './errors.js';
+
+/** A mount in the executor's plan. All policy (flags, options, order) is decided in TypeScript. */
+export interface NativeMount {
+  kind: 'bind' | 'fs';
+  /** bind: host path; fs: the source name shown in the mount table. */
+  source: string;
+  fstype?: string;
+  /** Absolute path inside the container. */
+  target: string;
+  targetIsFile?: boolean;
+  recursive?: boolean;
+  refuseSymlink?: boolean;
+  attrSet?: bigint;
+  attrClear?: bigint;
+  propagation?: bigint;
+  /** fsconfig() parameters; an option without `value` is a flag. */
+  options?: { key: string; value?: string }[];
+}
+
+/** What the executor does between clone3 and execve, precomputed completely. */
+export interface NativePlan {
+  cloneFlags: bigint;
+  unshareCgroup?: boolean;
+  cgroupDirFd?: number;
+  cgroupProcsFds?: number[];
+  setnsFds?: number[];
+  pidnsFd?: number;
+  loopbackUp?: boolean;
+  /** Clone with CLONE_VM: much faster for a big process; only safe when the init starts in a new pid namespace. */
+  sharedMemory?: boolean;
+  stdioFds?: [number, number, number];
+  hostname?: string;
+  domainname?: string;
+  rootfs?: string;
+  rootPropagation?: bigint;
+  mounts?: NativeMount[];
+  devices?: { path: string; mode: number; major: number; minor: number; uid: number; gid: number }[];
+  symlinks?: { target: string; path: string }[];
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+  readonlyRoot?: boolean;
+  createCwd?: boolean;
+  sysctls?: { path: string; value: string }[];
+  rlimits?: { resource: number; soft: bigint; hard: bigint }[];
+  uid?: number;
+  gid?: number;
+  groups?: number[];
+  lastCap?: number;
+  capBounding?: bigint;
+  capEffective?: bigint;
+  capPermitted?: bigint;
+  capInheritable?: bigint;
+  capAmbient?: bigint;
+  noNewPrivs?: boolean;
+  parentDeathSignal?: number;
+  cwd?: string;
+  waitForStart?: boolean;
+  seccomp?: Buffer;
+  seccompFlags?: number;
+  execCandidates: string[];
+  argv: string[];
+  env: string[];
+}
+
+/** What `spawn` returns: the child's pid (host namespace), its pidfd and the two sync pipe ends. */
+export interface SpawnResult {
+  pid: number;
+  pidfd: number;
+  /** Read end of the status pipe (non-blocking): READY / ERROR messages, EOF once execve succeeded. */
+  statusFd: number;
+  /** Write end of the start pipe: one byte releases an init that waits before execve. */
+  startFd: number;
+}
+
+/** A message from the container init. */
+export interface StatusMessage {
+  kind: 'ready' | 'error';
+  step: string;
+  errno: number;
+  index: number;
+}
+
+/** How a child ended. `exitCode` is 128+signal for a killed process, as a shell reports it. */
+export interface ExitStatus {
+  exitCode: number;
+  signal: number;
+}
+
+interface Poller {
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+interface Binding {
+  spawn(plan: NativePlan): SpawnResult;
+  release(pid: number): void;
+  readStatus(fd: number): StatusMessage | null | undefined;
+  waitid(pidfd: number): ExitStatus | null;
+  pidfdSendSignal(pidfd: number, signal: number): void;
+  pidfdOpen(pid: number): number;
+  pipe(): [number, number];
+  flock(fd: number, exclusive: boolean): boolean;
+  stepNames(): string[];
+  Poller: new (fd: number, callback: (status: number) => void) => Poller;
+}
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        if (JSON.parse(readFileSync(pkg, 'utf8')).name === 'berth') return dir;
+      } catch {
+        // not ours; keep walking up
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new UnsupportedError('cannot find the berth package root to load the native addon');
+    dir = parent;
+  }
+}
+
+let binding: Binding | undefined;
+
+function load(): Binding {
+  if (binding) return binding;
+  if (process.platform !== 'linux') throw new UnsupportedError(`berth runs containers on Linux only, not ${process.platform}`);
+  const require = createRequire(import.meta.url);
+  try {
+    const gypBuild = require('node-gyp-build') as (dir: string) => Binding;
+    binding = gypBuild(packageRoot());
+  } catch (cause) {
+    throw new UnsupportedError(
+      `the berth native addon is not built or cannot be loaded (${(cause as Error).message}); run "npm rebuild berth"`,
+      { cause },
+    );
+  }
+  return binding;
+}
+
+/** The typed native API. Loaded lazily so that pure-TypeScript parts (validation, specs) work without it. */
+export const native = {
+  spawn: (plan: NativePlan): SpawnResult => load().spawn(plan),
+  /** Frees the plan and stack a child was using; call once its status pipe hit EOF or it was reaped. */
+  release: (pid: number): void => load().release(pid),
+  readStatus: (fd: number): StatusMessage | null | undefined => load().readStatus(fd),
+  waitid: (pidfd: number): ExitStatus | null => load().waitid(pidfd),
+  pidfdSendSignal: (pidfd: number, signal: number): void => load().pidfdSendSignal(pidfd, signal),
+  pidfdOpen: (pid: number): number => load().pidfdOpen(pid),
+  pipe: (): [number, number] => load().pipe(),
+  flock: (fd: number, exclusive: boolean): boolean => load().flock(fd, exclusive),
+  stepNames: (): string[] => load().stepNames(),
+  /** Calls `callback` once, on the event loop, when `fd` becomes readable (a pidfd: the process exited). */
+  onReadable: (fd: number, callback: (status: number) => void): Poller => new (load().Poller)(fd, callback),
+};

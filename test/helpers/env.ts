@@ -1,0 +1,66 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** The busybox root filesystem built by test/prepare.sh from Debian's busybox-static. */
+export const BUSYBOX = process.env.BERTH_FIXTURES
+  ? join(process.env.BERTH_FIXTURES, 'busybox')
+  : '/var/tmp/berth-fixtures/busybox';
+
+/** A fresh state root for one test file; `cleanup()` removes it. */
+export function tempRoot(label: string): { root: string; cleanup: () => void } {
+  const root = mkdtempSync(join(tmpdir(), `berth-test-${label}-`));
+  return { root, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+}
+
+/** Number of lines in this process's mount table. */
+export function mountCount(): number {
+  return readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n').length;
+}
+
+/** Open fds of this process. */
+export function fdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** Pids whose parent is this process (containers not yet reaped, or leaked). */
+export function childPids(): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const status = readFileSync(`/proc/${d}/status`, 'utf8');
+      const ppid = /^PPid:\s+(\d+)/m.exec(status)?.[1];
+      if (Number(ppid) === process.pid) out.push(Number(d));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/** cgroup directories berth created for containers, across every hierarchy. */
+export function berthCgroups(): string[] {
+  const out: string[] = [];
+  let top: string[] = [];
+  try {
+    top = readdirSync('/sys/fs/cgroup');
+  } catch {
+    return out;
+  }
+  const scan = (dir: string, depth: number) => {
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (/berth/i.test(e)) out.push(join(dir, e));
+      if (depth > 0) scan(join(dir, e), depth - 1);
+    }
+  };
+  scan('/sys/fs/cgroup', 0);
+  for (const t of top) scan(join('/sys/fs/cgroup', t), 1);
+  return out;
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine and builds the fixtures it runs containers from.
+# Idempotent: a second run only checks.
+set -euo pipefail
+need=()
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test/prepare: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+fixtures=${BERTH_FIXTURES:-/var/tmp/berth-fixtures}
+rootfs="$fixtures/busybox"
+stamp="$rootfs/.berth-fixture-v1"
+if [ ! -e "$stamp" ]; then
+  echo "test/prepare: building busybox rootfs in $rootfs"
+  rm -rf "$rootfs.tmp"
+  mkdir -p "$rootfs.tmp"/{bin,sbin,etc,root,tmp,home/app,usr/bin,usr/sbin,var,proc,sys,dev}
+  chmod 1777 "$rootfs.tmp/tmp"
+  cp /bin/busybox "$rootfs.tmp/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [ "$applet" = busybox ] || ln -sf /bin/busybox "$rootfs.tmp/bin/$applet"
+  done
+  cat > "$rootfs.tmp/etc/passwd" <<'PW'
+root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+app:x:1000:1000:app user:/home/app:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+PW
+  cat > "$rootfs.tmp/etc/group" <<'GR'
+root:x:0:
+daemon:x:1:
+audio:x:29:app
+app:x:1000:
+staff:x:50:app,daemon
+nogroup:x:65534:
+GR
+  chown 1000:1000 "$rootfs.tmp/home/app"
+  touch "$rootfs.tmp/.berth-fixture-v1"
+  rm -rf "$rootfs"
+  mv "$rootfs.tmp" "$rootfs"
+fi
