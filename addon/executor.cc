@@ -359,6 +359,30 @@ void setupMounts(const Ctx& c) {
   rootFd = (int)sysOpenat2(AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0);
   CHECK(c, rootFd, STEP_PIVOT_ROOT, -1);
 
+  if (!p.sysctls.empty()) {
+    // Before masked and read-only paths cover /proc/sys (as runc orders it). Write through a procfs handle we
+    // opened and verified ourselves, never through a path the image controls.
+    int procFd = openInRoot(rootFd, "/proc", O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    CHECK(c, procFd, STEP_SYSCTL, 0);
+    struct statfs sfs;
+    CHECK(c, sysc(SYS_fstatfs, procFd, &sfs), STEP_SYSCTL, 0);
+    if (sfs.f_type != PROC_SUPER_MAGIC) die(c, STEP_SYSCTL, EXDEV, 0);
+    for (size_t i = 0; i < p.sysctls.size(); i++) {
+      char path[4096];
+      const char* prefix = "sys/";
+      size_t pl = strlen(prefix), sl = p.sysctls[i].path.size();
+      if (pl + sl >= sizeof path) die(c, STEP_SYSCTL, ENAMETOOLONG, (int)i);
+      memcpy(path, prefix, pl);
+      memcpy(path + pl, p.sysctls[i].path.c_str(), sl + 1);
+      int fd = (int)sysOpenat2(procFd, path, O_WRONLY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV | RESOLVE_BENEATH);
+      CHECK(c, fd, STEP_SYSCTL, (int)i);
+      const std::string& v = p.sysctls[i].value;
+      CHECK(c, sysc(SYS_write, fd, v.data(), v.size()), STEP_SYSCTL, (int)i);
+      closeFd(fd);
+    }
+    closeFd(procFd);
+  }
+
   if (!p.maskedPaths.empty()) {
     // Mask files with the container's own /dev/null, but only after proving it is the real null device.
     int nullFd = -1;
@@ -406,29 +430,6 @@ void setupMounts(const Ctx& c) {
     CHECK(c, attachMount(mnt, fd), STEP_READONLY_PATH, (int)i);
     closeFd(mnt);
     closeFd(fd);
-  }
-
-  if (!p.sysctls.empty()) {
-    // Write through a procfs handle we opened and verified ourselves, never through a path the image controls.
-    int procFd = openInRoot(rootFd, "/proc", O_PATH | O_DIRECTORY | O_NOFOLLOW);
-    CHECK(c, procFd, STEP_SYSCTL, 0);
-    struct statfs sfs;
-    CHECK(c, sysc(SYS_fstatfs, procFd, &sfs), STEP_SYSCTL, 0);
-    if (sfs.f_type != PROC_SUPER_MAGIC) die(c, STEP_SYSCTL, EXDEV, 0);
-    for (size_t i = 0; i < p.sysctls.size(); i++) {
-      char path[4096];
-      const char* prefix = "sys/";
-      size_t pl = strlen(prefix), sl = p.sysctls[i].path.size();
-      if (pl + sl >= sizeof path) die(c, STEP_SYSCTL, ENAMETOOLONG, (int)i);
-      memcpy(path, prefix, pl);
-      memcpy(path + pl, p.sysctls[i].path.c_str(), sl + 1);
-      int fd = (int)sysOpenat2(procFd, path, O_WRONLY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV | RESOLVE_BENEATH);
-      CHECK(c, fd, STEP_SYSCTL, (int)i);
-      const std::string& v = p.sysctls[i].value;
-      CHECK(c, sysc(SYS_write, fd, v.data(), v.size()), STEP_SYSCTL, (int)i);
-      closeFd(fd);
-    }
-    closeFd(procFd);
   }
 
   if (p.readonlyRoot) {

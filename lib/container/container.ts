@@ -658,6 +658,9 @@ export class Container implements AsyncDisposable {
         this.#persist();
         resolve(exit);
       });
+      // Watching alone does not keep Node alive: only wait() does. A process that exits without waiting takes
+      // its (non-detached) containers with it through the parent death signal.
+      poller.unref();
       owned.poller = poller;
     });
   }

@@ -188,14 +188,16 @@ export class CgroupV1Driver implements CgroupDriver {
 function makePlacement({ hierarchy, parentDir, dir }: Placement, resources: LinuxResources, created: string[]): void {
   const isCpuset = hierarchy.controllers.includes('cpuset');
   for (let attempt = 1; ; attempt++) {
-    if (mkdirIfMissing(parentDir)) created.push(parentDir);
-    if (isCpuset) inheritCpuset(parentDir, hierarchy.mountPoint, {});
     try {
+      if (mkdirIfMissing(parentDir)) created.push(parentDir);
+      if (isCpuset) inheritCpuset(parentDir, hierarchy.mountPoint, {});
       fs.mkdirSync(dir);
       created.push(dir);
       break;
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT' && attempt < 3) continue;
+      // The parent vanished under us (another process removed it as empty): start over.
+      const cause = err instanceof CgroupError ? err.cause : err;
+      if (errnoOf(cause) === 'ENOENT' && attempt < 20) continue;
       if (errnoOf(err) === 'EEXIST') {
         throw new CgroupError(`cgroup: ${dir} already exists (a leftover? open() and destroy() it first)`);
       }

@@ -93,15 +93,17 @@ export class CgroupV2Driver implements CgroupDriver {
       // Another process may remove the shared parent between our mkdir of it and of the child (it saw it empty):
       // then the child's mkdir fails with ENOENT and preparing the parent again fixes it.
       for (let attempt = 1; ; attempt++) {
-        const prepared = this.prepareParent();
-        parentCreated ||= prepared.created;
-        this.checkControllers(resources, prepared.delegation);
         try {
+          const prepared = this.prepareParent();
+          parentCreated ||= prepared.created;
+          this.checkControllers(resources, prepared.delegation);
           fs.mkdirSync(dir);
           dirCreated = true;
           break;
         } catch (err) {
-          if (errnoOf(err) === 'ENOENT' && attempt < 3) continue;
+          const cause = err instanceof CgroupError ? err.cause : err;
+          if (errnoOf(cause) === 'ENOENT' && attempt < 20) continue;
+          if (err instanceof CgroupError) throw err;
           if (errnoOf(err) === 'EEXIST') {
             throw new CgroupError(`cgroup: ${dir} already exists (a leftover? open() and destroy() it first)`);
           }
