@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { availableParallelism, cpus, release } from 'node:os';
+import { availableParallelism, cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 
 export interface Environment {
@@ -12,6 +12,8 @@ export interface Environment {
   cpus: number;
   cpuModel: string;
   node: string;
+  /** 1-minute load average when the benchmark started: other work on this small VM skews every number. */
+  load: number;
   cgroups: string;
   /** First line of `<runtime> --version`, or null when it is not installed. */
   versions: Record<string, string | null>;
@@ -68,6 +70,7 @@ export function describeEnvironment(runtimes: readonly string[]): Environment {
     cpus: availableParallelism(),
     cpuModel: cpus()[0]?.model ?? 'unknown',
     node: process.version,
+    load: loadavg()[0] ?? 0,
     cgroups: cgroupLayout(),
     versions: Object.fromEntries(runtimes.map((r) => [r, runtimeVersion(r)])),
   };

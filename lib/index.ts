@@ -16,10 +16,19 @@ export {
   type RunResult,
   type SpecCreateOptions,
 } from './container/container.js';
-export type { ContainerOptions, MountOption, ResourcesOption } from './container/options.js';
+export type {
+  BindMountOption,
+  ByteSize,
+  ContainerOptions,
+  MountOption,
+  NamespaceMode,
+  ResourcesOption,
+  StdioOption,
+  TmpfsMountOption,
+  UlimitOption,
+} from './container/options.js';
 export { parseByteSize } from './container/options.js';
-export { parseOciSpec, type OciSpec } from './container/spec.js';
-export type { StdioOption } from './container/stdio.js';
+export { ociSpecSchema, parseOciSpec, type OciSpec } from './container/spec.js';
 export type { CgroupStats, LinuxResources } from './container/cgroup/driver.js';
 export {
   DOCKER_DEFAULT_CAPABILITIES,

@@ -2,6 +2,14 @@
 # Installs what the test suite needs on a fresh Debian machine and builds the fixtures it runs containers from.
 # Idempotent: a second run only checks.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Node dependencies (and the native addon, built by their install script) on a fresh checkout.
+if [ ! -x node_modules/.bin/vitest ] || [ ! -d node_modules/node-addon-api ]; then
+  echo "test/prepare: installing npm dependencies"
+  npm ci --no-audit --no-fund
+fi
+
 need=()
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then

@@ -195,14 +195,154 @@ export const containerOptionsSchema = z
     path: ['cmd'],
   });
 
-/** Options accepted by `Container.create()` (input form: sizes may be strings). */
-export type ContainerOptions = z.input<typeof containerOptionsSchema>;
+/** A byte size: a number of bytes, or Docker's syntax such as `'512m'`, `'1g'`, `'65536k'`. */
+export type ByteSize = number | string;
+
+/** How one of the container's standard streams is connected: a pipe exposed as a Node stream on the container,
+ * this process's own stream, /dev/null, or an open file descriptor of this process. */
+export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number;
+
+/** Private (default) or the host's namespace, or an existing one to join by path (e.g. `/proc/<pid>/ns/uts`). */
+export type NamespaceMode = 'private' | 'host' | { path: string };
+
+/** A host directory or file bound into the container. */
+export interface BindMountOption {
+  type: 'bind';
+  /** Absolute host path. */
+  source: string;
+  /** Absolute path inside the container (created if missing, resolved inside the rootfs). */
+  target: string;
+  /** Mount read-only. */
+  readonly?: boolean;
+  /** Bind submounts too (default true, as Docker's binds). */
+  recursive?: boolean;
+  /** Mount propagation (default private). */
+  propagation?: 'private' | 'rprivate' | 'shared' | 'rshared' | 'slave' | 'rslave';
+}
+
+/** A fresh tmpfs. */
+export interface TmpfsMountOption {
+  type: 'tmpfs';
+  /** Absolute path inside the container. */
+  target: string;
+  /** Size limit; the kernel default (half of RAM) when absent. */
+  size?: ByteSize;
+  /** Permission bits of its root directory, e.g. `0o1777`. */
+  mode?: number;
+  readonly?: boolean;
+  /** Extra mount options: `noexec`, `uid=1000`, ... (`nosuid,nodev` are always set). */
+  options?: string[];
+}
+
+/** A mount in the options. */
+export type MountOption = BindMountOption | TmpfsMountOption;
+
+/** Resource limits, with Docker's names, units and conversions. */
+export interface ResourcesOption {
+  /** Memory limit (bytes or `'512m'`; at least 6m). */
+  memory?: ByteSize;
+  /** Memory + swap; `-1` = unlimited swap. Default: twice `memory` (as Docker). Needs `memory`. */
+  memorySwap?: ByteSize | -1;
+  /** Soft memory limit. */
+  memoryReservation?: ByteSize;
+  /** CPUs, e.g. `1.5` → a CFS quota of 150000 µs per 100000 µs period. Not with `cpuQuota`/`cpuPeriod`. */
+  cpus?: number;
+  /** Relative CPU weight (Docker's `--cpu-shares`, 2..262144; converted to `cpu.weight` on cgroup v2). */
+  cpuShares?: number;
+  /** CFS period in µs (1000..1000000). */
+  cpuPeriod?: number;
+  /** CFS quota in µs (≥ 1000), `-1` = unlimited. */
+  cpuQuota?: number;
+  /** CPUs the container may use, e.g. `'0-1,3'`. */
+  cpusetCpus?: string;
+  /** Memory nodes the container may use, e.g. `'0'`. */
+  cpusetMems?: string;
+  /** Maximum number of processes and threads; `-1` or `0` = unlimited. */
+  pidsLimit?: number;
+}
+
+/** A resource limit (`ulimit`). `-1` means unlimited. */
+export interface UlimitOption {
+  name: 'core' | 'cpu' | 'data' | 'fsize' | 'locks' | 'memlock' | 'msgqueue' | 'nice' | 'nofile' | 'nproc' | 'rss' |
+    'rtprio' | 'rttime' | 'sigpending' | 'stack' | 'as';
+  soft: number;
+  hard: number;
+}
+
+/** The options of `Container.create()` and `Container.run()`. Names follow `docker run`'s flags. */
+export interface ContainerOptions {
+  /** Host directory holding the root filesystem (absolute). */
+  rootfs: string;
+  /** The command; with `entrypoint`, its arguments (Docker's CMD). */
+  cmd?: string[];
+  /** Prepended to `cmd` (Docker's ENTRYPOINT). */
+  entrypoint?: string[];
+  /** Environment as `KEY=value` strings or an object. `PATH` and `HOME` get Docker's defaults when absent. */
+  env?: string[] | Record<string, string>;
+  /** Working directory inside the container; created (root-owned, 0755) when missing. Default `/`. */
+  workdir?: string;
+  /** `user`, `uid`, `user:group` or `uid:gid`, resolved against the rootfs' /etc/passwd and /etc/group. */
+  user?: string;
+  /** Extra supplementary groups (names or gids). */
+  groupAdd?: string[];
+  /** Unique name in the state root. Default `berth-<short id>`. */
+  name?: string;
+  /** Hostname (default: the first 12 characters of the id). */
+  hostname?: string;
+  /** NIS domain name. */
+  domainname?: string;
+  /** Mount the root filesystem read-only. */
+  readonlyRootfs?: boolean;
+  /** Bind mounts and tmpfs mounts, applied after the defaults (a mount at a default's path replaces it). */
+  mounts?: MountOption[];
+  /** cgroup limits. */
+  resources?: ResourcesOption;
+  /** Capabilities to add to Docker's default set (`NET_ADMIN`, `CAP_SYS_TIME`, `ALL`). */
+  capAdd?: string[];
+  /** Capabilities to remove from it (`ALL` drops every one; `capAdd` entries are then kept). */
+  capDrop?: string[];
+  /** Set no_new_privs: setuid binaries and file capabilities grant nothing. */
+  noNewPrivileges?: boolean;
+  /** rlimits. */
+  ulimits?: UlimitOption[];
+  /** Which namespaces to share with the host or join (`--pid`, `--ipc`, `--uts`, `--network`, `--cgroupns`). */
+  namespaces?: {
+    pid?: NamespaceMode;
+    ipc?: NamespaceMode;
+    uts?: NamespaceMode;
+    /** `'none'` (default: a private namespace with loopback up), `'host'`, or `{ path }`. */
+    network?: 'none' | 'host' | { path: string };
+    cgroup?: NamespaceMode;
+  };
+  /** Default `'ignore'` (/dev/null). */
+  stdin?: StdioOption;
+  /** Default `'pipe'` (`'ignore'` when detached). Unread pipe output eventually blocks the container. */
+  stdout?: StdioOption;
+  /** Default `'pipe'` (`'ignore'` when detached). */
+  stderr?: StdioOption;
+  /** Keep running after this process exits (by default the container dies with its owner). */
+  detached?: boolean;
+  /** Signal `stop()` sends first (default SIGTERM). */
+  stopSignal?: string | number;
+  /** Seconds `stop()` waits before SIGKILL (default 10). */
+  stopTimeout?: number;
+  /** Free-form metadata, shown by `inspect()` and `list()`. */
+  labels?: Record<string, string>;
+  /** Namespaced kernel parameters, e.g. `{ 'net.ipv4.ip_unprivileged_port_start': '0' }`. */
+  sysctls?: Record<string, string>;
+}
+
 /** Options after validation (sizes are numbers). */
 export type ValidContainerOptions = z.output<typeof containerOptionsSchema>;
-/** A mount in the options. */
-export type MountOption = z.input<typeof mountOption>;
-/** Resource limits in the options. */
-export type ResourcesOption = z.input<typeof resourcesOption>;
+
+// The hand-written interfaces above are what users read; these checks keep them and the schema in step.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const optionsMatch: Same<z.input<typeof containerOptionsSchema>, ContainerOptions> = true;
+const mountsMatch: Same<z.input<typeof mountOption>, MountOption> = true;
+const resourcesMatch: Same<z.input<typeof resourcesOption>, ResourcesOption> = true;
+void optionsMatch;
+void mountsMatch;
+void resourcesMatch;
 
 /** Turns a zod error into an `InvalidOptionsError` naming every bad field. */
 export function toInvalidOptions(what: string, error: z.ZodError): InvalidOptionsError {

@@ -8,8 +8,9 @@ import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { native } from '../native.js';
 
-/** How one of the container's standard streams is connected. */
-export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number;
+import type { StdioOption } from './options.js';
+
+export type { StdioOption };
 
 /** The result of preparing stdio: fds for the container, streams for the caller, fds to close after spawn. */
 export interface PreparedStdio {
