@@ -249,6 +249,26 @@ describe('state', () => {
   });
 });
 
+describe('leftovers of a creator that died mid-create', () => {
+  it('removes a record without state whose creator is dead, and frees its name', async () => {
+    const { openEngine, cleanupDeadOwners } = await import('../lib/container/engine.js');
+    const engine = await openEngine(root);
+    const id = 'f'.repeat(64);
+    // A process that has exited: its identity can never be alive again.
+    const dead = await new Promise<number>((resolve) => {
+      const p = spawn('/bin/true');
+      p.on('exit', () => resolve(p.pid!));
+    });
+    engine.root.createContainerDir(id, { pid: dead, startTime: 1 });
+    engine.root.reserveName('half-made', id);
+    await expect(Container.create({ ...base, cmd: ['true'], name: 'half-made' })).rejects.toBeInstanceOf(NameConflictError);
+    expect(await cleanupDeadOwners(engine)).toBeGreaterThanOrEqual(1);
+    expect(existsSync(join(root, 'containers', id))).toBe(false);
+    await using c = await Container.create({ ...base, cmd: ['true'], name: 'half-made' });
+    expect(c.name).toBe('half-made');
+  });
+});
+
 function safeRead(path: string): string {
   try {
     return readFileSync(path, 'utf8');

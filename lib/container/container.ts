@@ -326,14 +326,15 @@ export class Container implements AsyncDisposable {
     const user = rawSpec ? undefined : resolveUser(o.rootfs, o.user, o.groupAdd);
     const spec = rawSpec ?? specFromOptions(o, { id, user: user! });
 
-    engine.root.reserveName(name, id);
-    const undo: (() => void | Promise<void>)[] = [() => engine.root.releaseName(name, id)];
+    const owner = selfIdentity();
+    engine.root.createContainerDir(id, owner);
+    const undo: (() => void | Promise<void>)[] = [() => void engine.root.removeContainerDir(id)];
     const cleanup = async () => {
       for (const f of undo.reverse()) await f();
     };
     try {
-      engine.root.createContainerDir(id);
-      undo.push(() => void engine.root.removeContainerDir(id));
+      engine.root.reserveName(name, id);
+      undo.push(() => engine.root.releaseName(name, id));
 
       const cgroup = engine.cgroups.create(id, spec.linux?.resources ?? {});
       undo.push(() => cgroup.destroy());
@@ -343,7 +344,7 @@ export class Container implements AsyncDisposable {
         name,
         createdAt: new Date().toISOString(),
         status: 'created',
-        owner: selfIdentity(),
+        owner,
         detached: o.detached ?? false,
         cgroup: id,
         cgroupVersion: engine.cgroups.version,
@@ -483,7 +484,7 @@ export class Container implements AsyncDisposable {
     }
     if (msg) {
       const err = msg.kind === 'error' ? startError(msg, owned.plan, this.#state.spec as OciSpec) : undefined;
-      await owned.exit.catch(() => undefined);
+      await this.wait();
       this.#state.status = 'exited';
       this.#persist();
       throw err ?? new ContainerStartError('sync', 'EPROTO', undefined, 'unexpected message from container init', 125);

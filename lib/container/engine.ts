@@ -67,7 +67,18 @@ export async function cleanupDeadOwners(engine: Engine): Promise<number> {
   let removed = 0;
   for (const id of engine.root.listIds()) {
     const state = engine.root.readState(id);
-    if (!state || isAlive(state.owner)) continue;
+    if (!state) {
+      // Created but never recorded: its creator died mid-create (or is still creating: then leave it).
+      const owner = engine.root.readOwner(id);
+      if (owner && !isAlive(owner)) {
+        const cgroup = engine.cgroups.open(id);
+        if (cgroup) await cgroup.destroy();
+        for (const name of engine.root.namesOf(id)) engine.root.releaseName(name, id);
+        if (engine.root.removeContainerDir(id)) removed++;
+      }
+      continue;
+    }
+    if (isAlive(state.owner)) continue;
     if (state.detached) {
       // A detached container outlives its owner; only mark it exited once its process is gone.
       if (state.status !== 'exited' && state.status !== 'created' && !isAlive(state.process)) {

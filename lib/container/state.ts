@@ -8,7 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync,
+  existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { NameConflictError } from '../errors.js';
@@ -104,14 +105,31 @@ export class StateRoot {
     return join(this.containersDir, id);
   }
 
-  /** Creates the container's directory; fails if the id exists. */
-  createContainerDir(id: string): string {
+  /**
+   * Creates the container's directory with an `owner.json` naming the creating process, so that a directory whose
+   * creator died before writing state.json can still be recognised and cleaned up. Fails if the id exists.
+   */
+  createContainerDir(id: string, owner: ProcessIdentity): string {
     const dir = this.containerDir(id);
     mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'owner.json'), JSON.stringify(owner), { mode: 0o600 });
     return dir;
   }
 
-  /** Reserves `name` for `id` atomically (a symlink). A name whose container is gone is reclaimed. */
+  /** The process that created a container's directory (from owner.json), if readable. */
+  readOwner(id: string): ProcessIdentity | undefined {
+    try {
+      const o = JSON.parse(readFileSync(join(this.containerDir(id), 'owner.json'), 'utf8')) as ProcessIdentity;
+      return typeof o.pid === 'number' && typeof o.startTime === 'number' ? o : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Reserves `name` for `id` atomically (a symlink); the container's directory must already exist. A name whose
+   * container directory is gone is stale and reclaimed.
+   */
   reserveName(name: string, id: string): void {
     const link = join(this.namesDir, name);
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -122,7 +140,7 @@ export class StateRoot {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
       const holder = this.nameOwner(name);
-      if (holder && this.readState(holder)) throw new NameConflictError(name, holder);
+      if (holder && existsSync(this.containerDir(holder))) throw new NameConflictError(name, holder);
       // Stale: its container is gone. Remove only if it still points where we looked.
       try {
         if (readlinkSync(link) === holder) unlinkSync(link);
@@ -131,6 +149,15 @@ export class StateRoot {
       }
     }
     throw new NameConflictError(name, this.nameOwner(name) ?? 'unknown');
+  }
+
+  /** Names (in the names directory) that point to `id`. */
+  namesOf(id: string): string[] {
+    try {
+      return readdirSync(this.namesDir).filter((n) => this.nameOwner(n) === id);
+    } catch {
+      return [];
+    }
   }
 
   /** The id a name points to, if any. */
