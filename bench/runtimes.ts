@@ -23,6 +23,8 @@ export interface BerthContext {
   signal: AbortSignal;
   /** Per-container limit, so that a hung container fails the runtime instead of hanging the benchmark. */
   timeoutMs: number;
+  /** Every container id berth gave out: the cleanup looks for cgroups by these names, and only these. */
+  ids: Set<string>;
 }
 
 const TRUE = ['/bin/true'];
@@ -71,6 +73,7 @@ export function berthRun(ctx: BerthContext): Runtime {
       root: ctx.root, rootfs: ctx.rootfs, cmd: TRUE, stdout: 'ignore', stderr: 'ignore', signal: berthSignal(ctx),
     });
     const ms = performance.now() - t0;
+    ctx.ids.add(r.id);
     checkExit(name, r.exitCode);
     return ms;
   };
@@ -89,6 +92,7 @@ export function berthSplit(ctx: BerthContext): Runtime {
     const c = await Container.create({
       root: ctx.root, rootfs: ctx.rootfs, cmd: TRUE, stdout: 'ignore', stderr: 'ignore', signal,
     });
+    ctx.ids.add(c.id);
     let exitCode: number;
     try {
       await c.start({ signal });

@@ -26,6 +26,9 @@ const PEER_STATE_DIRS: Record<(typeof PEERS)[number], string> = { crun: '/run/cr
 /** The issue's targets, against crun. */
 const TARGET = { peer: 'crun', maxLatencyRatio: 0.5, minRateRatio: 2 } as const;
 const RUN_TIMEOUT_MS = 30_000;
+/** berth's parent cgroup in every hierarchy (its CGROUP_PARENT, like Docker's `docker`). */
+const CGROUP_PARENT = 'berth';
+const RUNTIME_NAMES = ['berth', ...PEERS];
 
 interface Options {
   n: number;
@@ -54,6 +57,13 @@ function count(name: string, text: string | undefined, fallback: number, min: nu
   return n;
 }
 
+function parseOnly(text: string): string[] {
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = names.filter((n) => !RUNTIME_NAMES.includes(n));
+  if (unknown.length > 0) throw new Error(`--only: unknown runtime ${unknown.join(', ')} (known: ${RUNTIME_NAMES.join(', ')})`);
+  return names;
+}
+
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
@@ -74,7 +84,7 @@ function parseOptions(argv: string[]): Options {
     width: count('width', values.width, 4, 1),
     warmup: count('warmup', values.warmup, 5, 1),
     rootfs: values.rootfs ?? join(fixtures, 'busybox'),
-    only: values.only ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : null,
+    only: values.only ? parseOnly(values.only) : null,
     json: values.json ?? false,
   };
 }
@@ -109,8 +119,9 @@ function makeBundle(dir: string, rootfs: string, generator: string): string[] {
 }
 
 /** The namespaces berth gives a container by default, read back from one container's spec. */
-async function berthNamespaces(root: string, rootfs: string): Promise<string[]> {
+async function berthNamespaces(root: string, rootfs: string, ids: Set<string>): Promise<string[]> {
   const c = await Container.create({ root, rootfs, cmd: ['/bin/true'], stdout: 'ignore', stderr: 'ignore' });
+  ids.add(c.id);
   try {
     return ((await c.inspect()).spec.linux?.namespaces ?? []).map((n) => n.type);
   } finally {
@@ -188,10 +199,13 @@ interface Workspace {
   stateRoot: string;
   bundle: string;
   drivers: PeerDriver[];
+  /** Peer container ids. */
   ids: IdSource;
+  /** berth container ids. */
+  berthIds: Set<string>;
   rootfs: string;
-  /** *berth* cgroups that existed before (e.g. from another berth user): not ours to report or remove. */
-  berthCgroupsBefore: Set<string>;
+  /** berth's shared parent cgroups (`<hierarchy>/berth`) that existed before the benchmark. */
+  berthParentsBefore: Set<string>;
   hiddenBefore: string[] | null;
 }
 
@@ -241,11 +255,18 @@ async function deletePeerLeftovers(ws: Workspace, peers: readonly string[]): Pro
   return leaks;
 }
 
-/** New *berth* cgroups and any named after our peer ids: reported, and removed deepest first when empty. */
+/**
+ * Cgroups named after our containers (berth's or the peers'), and berth parent cgroups that did not exist before:
+ * reported, and removed deepest first (rmdir only succeeds on an empty cgroup). Other processes' berth containers
+ * (the test suite may run meanwhile) are left alone; berth itself removes a parent once it is unused, so a new
+ * parent left behind is a leak of berth's.
+ */
 function removeCgroupLeftovers(ws: Workspace): string[] {
-  const found = findCgroups((name) => name.includes('berth') || name.startsWith(ws.ids.prefix)).filter(
-    (p) => !ws.berthCgroupsBefore.has(p),
-  );
+  const ours = (name: string) => ws.berthIds.has(name) || name.startsWith(ws.ids.prefix);
+  const found = [
+    ...findCgroups(ours),
+    ...findCgroups((name) => name === CGROUP_PARENT, 1).filter((p) => !ws.berthParentsBefore.has(p)),
+  ];
   const leaks: string[] = [];
   for (const path of found.sort((a, b) => b.length - a.length)) {
     try {
@@ -330,7 +351,7 @@ async function run(o: Options, env: Environment, ws: Workspace, signal: AbortSig
   const namespaces: Record<string, string[]> = {};
   const runtimes: Runtime[] = [];
   if (wants(o, 'berth')) {
-    const ctx = { root: ws.stateRoot, rootfs: o.rootfs, signal, timeoutMs: RUN_TIMEOUT_MS };
+    const ctx = { root: ws.stateRoot, rootfs: o.rootfs, signal, timeoutMs: RUN_TIMEOUT_MS, ids: ws.berthIds };
     runtimes.push(berthRun(ctx), berthSplit(ctx));
   }
   const peers = PEERS.filter((p) => wants(o, p));
@@ -358,7 +379,7 @@ async function run(o: Options, env: Environment, ws: Workspace, signal: AbortSig
   // After measuring, so that berth's cold run is the process's first container (including the state root's open).
   if (wants(o, 'berth') && !signal.aborted) {
     try {
-      namespaces.berth = await berthNamespaces(ws.stateRoot, o.rootfs);
+      namespaces.berth = await berthNamespaces(ws.stateRoot, o.rootfs, ws.berthIds);
     } catch (e) {
       progress(`cannot read berth's namespaces: ${errorText(e)}`);
     }
@@ -387,7 +408,8 @@ async function main(): Promise<number> {
     drivers: [],
     ids: new IdSource(`bench-${process.pid}-`),
     rootfs: o.rootfs,
-    berthCgroupsBefore: new Set(findCgroups((name) => name.includes('berth'))),
+    berthIds: new Set(),
+    berthParentsBefore: new Set(findCgroups((name) => name === CGROUP_PARENT, 1)),
     hiddenBefore: hiddenUnderUnified(),
   };
   let body: Measured;

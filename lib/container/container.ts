@@ -375,7 +375,7 @@ export class Container implements AsyncDisposable {
           waitForStart,
           createCwd: !rawSpec,
         });
-        spawned = native.spawn(plan);
+        spawned = spawnOrExplain(plan);
       } catch (e) {
         destroyStreams();
         throw e;
@@ -681,6 +681,23 @@ export class Container implements AsyncDisposable {
     owned.statusFd = owned.startFd = undefined;
     this.#removed = true;
     ownedContainers.delete(this.id);
+  }
+}
+
+/** Calls the executor; a failure of clone3 itself (before any container code ran) becomes a BerthError. */
+function spawnOrExplain(plan: NativePlan): ReturnType<typeof native.spawn> {
+  try {
+    return native.spawn(plan);
+  } catch (e) {
+    const err = e as Error & { errno?: number; syscall?: string };
+    if (err.errno === undefined) throw e;
+    const name = errnoName(err.errno);
+    const hint = name === 'EPERM'
+      ? ': creating namespaces needs root (CAP_SYS_ADMIN); run as root'
+      : name === 'ENOSPC' || name === 'EAGAIN'
+        ? ': the host is out of namespaces or processes (check user.max_*_namespaces and pid limits)'
+        : '';
+    throw new ContainerStartError(err.syscall ?? 'spawn', name, undefined, `cannot start the container init: ${err.syscall}: ${describeErrno(err.errno)}${hint}`, 125);
   }
 }
 
