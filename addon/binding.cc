@@ -14,11 +14,10 @@
 
 #include <sys/mman.h>
 
-#include <map>
-#include <memory>
 
 #include "clone.h"
 #include "plan.h"
+#include "rawsys.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -33,15 +32,6 @@ const char* stepName(uint32_t step) {
 #undef BERTH_STEP_NAME
   };
   return step < STEP_COUNT ? names[step] : "unknown";
-}
-
-void Plan::finalize() {
-  argvPtrs.clear();
-  for (auto& s : argv) argvPtrs.push_back(const_cast<char*>(s.c_str()));
-  argvPtrs.push_back(nullptr);
-  envPtrs.clear();
-  for (auto& s : env) envPtrs.push_back(const_cast<char*>(s.c_str()));
-  envPtrs.push_back(nullptr);
 }
 
 namespace {
@@ -113,7 +103,7 @@ std::vector<T> numbers(const Reader& r, const char* key) {
   return out;
 }
 
-void decodePlan(const Reader& r, Plan& p) {
+void planFromJs(const Reader& r, Plan& p) {
   p.cloneFlags = r.u64("cloneFlags");
   p.unshareCgroup = r.flag("unshareCgroup");
   p.cgroupDirFd = (int)r.num("cgroupDirFd", -1);
@@ -121,7 +111,6 @@ void decodePlan(const Reader& r, Plan& p) {
   p.setnsFds = numbers<int>(r, "setnsFds");
   p.pidnsFd = (int)r.num("pidnsFd", -1);
   p.loopbackUp = r.flag("loopbackUp");
-  p.sharedMemory = r.flag("sharedMemory");
   std::vector<int> stdio = numbers<int>(r, "stdioFds");
   for (size_t i = 0; i < 3 && i < stdio.size(); i++) p.stdioFds[i] = stdio[i];
   p.hasHostname = r.has("hostname");
@@ -190,6 +179,7 @@ void decodePlan(const Reader& r, Plan& p) {
   p.capAmbient = r.u64("capAmbient");
   p.noNewPrivs = r.flag("noNewPrivs");
   p.parentDeathSignal = (int)r.num("parentDeathSignal");
+  p.umask = (uint32_t)r.num("umask", 022);
   p.cwd = r.str("cwd");
   p.waitForStart = r.flag("waitForStart");
   if (r.has("seccomp")) {
@@ -200,79 +190,188 @@ void decodePlan(const Reader& r, Plan& p) {
   p.execCandidates = strings(r, "execCandidates");
   p.argv = strings(r, "argv");
   p.env = strings(r, "env");
-  p.finalize();
 }
 
 // --- spawn --------------------------------------------------------------------------------------------------
 
-// What a child reads until it execs or exits. With CLONE_VM it reads the parent's copy, so the plan and the
-// child's stack must outlive that moment: they are freed by release(pid) once the status pipe reached EOF or the
-// child was reaped.
-struct Child {
-  Plan plan;
-  int statusFd = -1;
-  int startFd = -1;
-  void* stack = nullptr;
-  size_t stackSize = 0;
-  ~Child() {
-    if (stack) munmap(stack, stackSize);
+// berth-init, copied once into a sealed memfd: what every container's init execs right after clone. Sealed, so
+// that no container can ever write it back through /proc/self/exe.
+int initFd = -1;
+
+Napi::Value SetInitBinary(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  if (initFd >= 0) return env.Undefined();
+  int src = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (src < 0) throw errnoError(env, ("open " + path).c_str(), errno);
+  int fd = (int)syscall(SYS_memfd_create, "berth-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) {
+    int e = errno;
+    close(src);
+    throw errnoError(env, "memfd_create", e);
   }
-};
-
-std::map<long, std::unique_ptr<Child>> children;
-
-int childMain(void* arg) {
-  Child* c = static_cast<Child*>(arg);
-  runChild(c->plan, c->statusFd, c->startFd);
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(src, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(src);
+      close(fd);
+      throw errnoError(env, "read berth-init", e);
+    }
+    if (n == 0) break;
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = write(fd, buf + off, (size_t)(n - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        int e = errno;
+        close(src);
+        close(fd);
+        throw errnoError(env, "write berth-init", e);
+      }
+      off += w;
+    }
+  }
+  close(src);
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+    int e = errno;
+    close(fd);
+    throw errnoError(env, "seal berth-init", e);
+  }
+  initFd = fd;
+  return env.Undefined();
 }
 
-constexpr size_t kChildStack = 256 * 1024;
+constexpr int kMaxPassedFds = 200;
+
+// What the cloned child needs to become berth-init: fds to put at 3, 4, 5, ... and the sealed binary.
+struct PreExec {
+  int fds[3 + kMaxPassedFds];
+  int count;
+  int initFd;
+  char* const* argv;
+  char* const* envp;
+};
+
+// Runs in the clone (CLONE_VM | CLONE_VFORK) on its own small stack while the calling thread waits: raw syscalls
+// only, no libc, no errno, no lazy binding, and no writes outside this stack frame.
+int preExec(void* arg) {
+  const PreExec* x = static_cast<const PreExec*>(arg);
+  int tmp[3 + kMaxPassedFds];
+  int k = x->count;
+  long base = kPlanFd + k + 1;  // above every final slot, so the moves below cannot clobber a source
+  long rc = 0;
+  for (int i = 0; i < k && rc >= 0; i++) rc = tmp[i] = (int)sys(SYS_fcntl, x->fds[i], F_DUPFD_CLOEXEC, base);
+  long init = rc >= 0 ? sys(SYS_fcntl, x->initFd, F_DUPFD_CLOEXEC, base) : rc;
+  if (init < 0) rc = init;
+  for (int i = 0; i < k && rc >= 0; i++) rc = sys(SYS_dup3, tmp[i], kPlanFd + i, 0);
+  if (rc >= 0) rc = sys(SYS_dup3, init, kPlanFd + k, O_CLOEXEC);
+  // Everything else of Node's goes: from here on the process holds only stdio and what the plan needs.
+  if (rc >= 0) rc = sys(SYS_close_range, kPlanFd + k + 1, ~0U, 0);
+  if (rc >= 0) rc = sys(SYS_execveat, kPlanFd + k, (long)"", (long)x->argv, (long)x->envp, AT_EMPTY_PATH);
+  Message m{MSG_ERROR, STEP_SPAWN, (int32_t)-rc, -1};
+  // The status pipe is at kStatusFd if the moves got that far; otherwise it is still where the parent had it.
+  if (sys(SYS_write, kStatusFd, (long)&m, sizeof m) < 0) sys(SYS_write, x->fds[1], (long)&m, sizeof m);
+  sys(SYS_exit_group, 127);
+  return 127;
+}
+
+constexpr size_t kChildStack = 64 * 1024;
+
+// Renumbers the plan's fd fields to the fixed slots berth-init receives them at, collecting the originals.
+void assignSlots(Plan& plan, std::vector<int>& passed) {
+  auto slot = [&](int& fd) {
+    if (fd < 0) return;
+    passed.push_back(fd);
+    fd = kFirstPassedFd + (int)passed.size() - 1;
+  };
+  for (int& fd : plan.stdioFds) slot(fd);
+  for (int& fd : plan.cgroupProcsFds) slot(fd);
+  for (int& fd : plan.setnsFds) slot(fd);
+}
 
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "spawn(plan): plan must be an object");
-  auto child = std::make_unique<Child>();
-  Plan& plan = child->plan;
-  decodePlan(Reader{env, info[0].As<Napi::Object>()}, plan);
+  if (initFd < 0) throw Napi::Error::New(env, "spawn: setInitBinary() was not called");
+  Plan plan;
+  planFromJs(Reader{env, info[0].As<Napi::Object>()}, plan);
   if (plan.execCandidates.empty()) throw Napi::TypeError::New(env, "spawn(plan): no executable candidates");
+  std::vector<int> passed;
+  assignSlots(plan, passed);
+  if (passed.size() > (size_t)kMaxPassedFds) throw Napi::RangeError::New(env, "spawn(plan): too many fds");
+  std::string encoded = encodePlan(plan);
+
+  std::vector<int> toClose;
+  auto closeAll = [&]() {
+    for (int fd : toClose) close(fd);
+  };
+  int planFd = (int)syscall(SYS_memfd_create, "berth-plan", MFD_CLOEXEC);
+  if (planFd < 0) throw errnoError(env, "memfd_create", errno);
+  toClose.push_back(planFd);
+  for (size_t off = 0; off < encoded.size();) {
+    ssize_t w = write(planFd, encoded.data() + off, encoded.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      int e = errno;
+      closeAll();
+      throw errnoError(env, "write plan", e);
+    }
+    off += (size_t)w;
+  }
 
   int status[2], start[2];
-  if (pipe2(status, O_CLOEXEC) < 0) throw errnoError(env, "pipe2", errno);
+  if (pipe2(status, O_CLOEXEC) < 0) {
+    int e = errno;
+    closeAll();
+    throw errnoError(env, "pipe2", e);
+  }
   if (pipe2(start, O_CLOEXEC) < 0) {
     int e = errno;
     close(status[0]);
     close(status[1]);
+    closeAll();
     throw errnoError(env, "pipe2", e);
   }
-  auto closePipes = [&]() {
-    for (int fd : {status[0], status[1], start[0], start[1]}) close(fd);
-  };
-  child->statusFd = status[1];
-  child->startFd = start[0];
+  toClose.push_back(status[1]);
+  toClose.push_back(start[0]);
+
+  PreExec x;
+  x.fds[0] = planFd;
+  x.fds[1] = status[1];
+  x.fds[2] = start[0];
+  for (size_t i = 0; i < passed.size(); i++) x.fds[3 + i] = passed[i];
+  x.count = 3 + (int)passed.size();
+  x.initFd = initFd;
+  char arg0[] = "berth-init";
+  char* argv[] = {arg0, nullptr};
+  char* envp[] = {nullptr};
+  x.argv = argv;
+  x.envp = envp;
+
+  void* stack = mmap(nullptr, kChildStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
+    int e = errno;
+    close(status[0]);
+    close(start[1]);
+    closeAll();
+    throw errnoError(env, "mmap", e);
+  }
 
   int pidfd = -1;
   struct clone_args args;
   memset(&args, 0, sizeof args);
-  args.flags = CLONE_PIDFD | plan.cloneFlags;
+  // CLONE_VM | CLONE_VFORK: no copy of Node's page tables; this thread sleeps until the child has exec'd
+  // berth-init (or died), so nothing of Node's runs concurrently with it on shared memory.
+  args.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK | plan.cloneFlags;
   args.pidfd = (uint64_t)(uintptr_t)&pidfd;
   args.exit_signal = SIGCHLD;
+  args.stack = (uint64_t)(uintptr_t)stack;
+  args.stack_size = kChildStack;
   if (plan.cgroupDirFd >= 0) {
     args.flags |= CLONE_INTO_CGROUP;
     args.cgroup = (uint64_t)plan.cgroupDirFd;
-  }
-  if (plan.sharedMemory) {
-    // No page-table copy of the (large) Node process: the child runs on its own stack in our address space.
-    void* stack = mmap(nullptr, kChildStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) {
-      int e = errno;
-      closePipes();
-      throw errnoError(env, "mmap", e);
-    }
-    child->stack = stack;
-    child->stackSize = kChildStack;
-    args.flags |= CLONE_VM;
-    args.stack = (uint64_t)(uintptr_t)stack;
-    args.stack_size = kChildStack;
   }
 
   // A pid namespace applies to children only, so the parent enters it for the clone and returns right after.
@@ -282,32 +381,34 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     if (ownPidns < 0 || setns(plan.pidnsFd, CLONE_NEWPID) < 0) {
       int e = errno;
       if (ownPidns >= 0) close(ownPidns);
-      closePipes();
+      munmap(stack, kChildStack);
+      close(status[0]);
+      close(start[1]);
+      closeAll();
       throw errnoError(env, "setns(pid)", e);
     }
   }
 
-  // The child must never run one of Node's signal handlers: block everything across clone, the child resets
-  // dispositions and unblocks just before execve.
+  // No signal handler of Node's may run in the child: everything is blocked across clone; berth-init resets
+  // dispositions and unblocks just before the final execve.
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  long pid = berth_clone3(&args, sizeof args, childMain, child.get());
+  long pid = berth_clone3(&args, sizeof args, preExec, &x);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (ownPidns >= 0) {
     // Failing to return would put every later child of this process in the container's pid namespace.
     if (setns(ownPidns, CLONE_NEWPID) < 0) abort();
     close(ownPidns);
   }
-  close(status[1]);
-  close(start[0]);
+  munmap(stack, kChildStack);
+  closeAll();
   if (pid < 0) {
     close(status[0]);
     close(start[1]);
     throw errnoError(env, "clone3", (int)-pid);
   }
   fcntl(status[0], F_SETFL, O_NONBLOCK);
-  children[pid] = std::move(child);
 
   Napi::Object out = Napi::Object::New(env);
   out.Set("pid", Napi::Number::New(env, (double)pid));
@@ -315,13 +416,6 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   out.Set("statusFd", Napi::Number::New(env, status[0]));
   out.Set("startFd", Napi::Number::New(env, start[1]));
   return out;
-}
-
-// Frees what the child of `pid` was reading. Call only after its status pipe hit EOF or it was reaped.
-Napi::Value Release(const Napi::CallbackInfo& info) {
-  long pid = (long)info[0].As<Napi::Number>().Int64Value();
-  children.erase(pid);
-  return info.Env().Undefined();
 }
 
 // Reads one status message; returns null on EOF (execve succeeded or the child is gone), undefined when no data.
@@ -485,7 +579,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
-  exports.Set("release", Napi::Function::New(env, Release));
+  exports.Set("setInitBinary", Napi::Function::New(env, SetInitBinary));
   exports.Set("readStatus", Napi::Function::New(env, ReadStatus));
   exports.Set("waitid", Napi::Function::New(env, Waitid));
   exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal));

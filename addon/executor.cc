@@ -1,7 +1,7 @@
-// The container init between clone3() and execve(). It may share the address space of a multithreaded process
-// (Node; clone3 with CLONE_VM), so it uses raw syscalls only: no malloc, no stdio, no libc wrapper, and not even
-// errno (that is the parent thread's TLS). Every helper returns a value or -errno. All data comes precomputed in
-// the plan; every failure is reported as {step, errno, index} on the status pipe.
+// The container init's work between clone3() and execve(), run by berth-init (a fresh single-threaded process of
+// its own). It still sticks to raw syscalls returning -errno and to data precomputed in the plan: that keeps every
+// step explicit and auditable, and keeps the code usable from a freshly cloned child. Every failure is reported
+// as {step, errno, index} on the status pipe.
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -13,6 +13,7 @@
 #include <linux/prctl.h>
 #include <linux/sched.h>
 #include <linux/sockios.h>
+#include <poll.h>
 #include <net/if.h>
 #include <sys/socket.h>
 #include <linux/seccomp.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "plan.h"
+#include "rawsys.h"
 
 #ifndef MNT_DETACH
 #define MNT_DETACH 2
@@ -40,30 +42,6 @@
 
 namespace berth {
 namespace {
-
-// A raw syscall returning -errno on failure. Never touches errno.
-long sys(long n, long a = 0, long b = 0, long c = 0, long d = 0, long e = 0, long f = 0) {
-#if defined(__x86_64__)
-  long ret;
-  register long r10 __asm__("r10") = d;
-  register long r8 __asm__("r8") = e;
-  register long r9 __asm__("r9") = f;
-  __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9) : "rcx", "r11", "memory");
-  return ret;
-#elif defined(__aarch64__)
-  register long x8 __asm__("x8") = n;
-  register long x0 __asm__("x0") = a;
-  register long x1 __asm__("x1") = b;
-  register long x2 __asm__("x2") = c;
-  register long x3 __asm__("x3") = d;
-  register long x4 __asm__("x4") = e;
-  register long x5 __asm__("x5") = f;
-  __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
-  return x0;
-#else
-#error "berth's executor supports x86_64 and aarch64"
-#endif
-}
 
 template <typename... A>
 long sysc(long n, A... args) {
@@ -109,7 +87,8 @@ void closeFd(int fd) {
   if (fd >= 0) sysc(SYS_close, fd);
 }
 
-// Copies the directory part of `path` into `dir` and returns a pointer to the last component inside `path`.
+// Copies the directory part of `path` into `dir` and returns a pointer to the last component inside `path`, or
+// nullptr when the directory part does not fit.
 const char* splitPath(const char* path, char* dir, size_t dirSize) {
   const char* slash = strrchr(path, '/');
   if (!slash) {
@@ -119,7 +98,7 @@ const char* splitPath(const char* path, char* dir, size_t dirSize) {
   }
   size_t n = (size_t)(slash - path);
   if (n == 0) n = 1;  // parent of "/x" is "/"
-  if (n >= dirSize) n = dirSize - 1;
+  if (n >= dirSize) return nullptr;
   memcpy(dir, path, n);
   dir[n] = 0;
   return slash + 1;
@@ -192,6 +171,7 @@ int ensureTargetInRoot(int rootFd, const char* path, bool isFile, bool refuseSym
   if (fd != -ENOENT) return fd;
   char dir[4096];
   const char* name = splitPath(path, dir, sizeof dir);
+  if (!name) return -ENAMETOOLONG;
   int parent = ensureDirInRoot(rootFd, dir);
   if (parent < 0) return parent;
   // O_PATH parents cannot be used for O_CREAT; reopen as a real directory fd.
@@ -314,6 +294,7 @@ void setupMounts(const Ctx& c) {
     const Device& d = p.devices[i];
     char dir[4096];
     const char* name = splitPath(d.path.c_str(), dir, sizeof dir);
+    if (!name) die(c, STEP_DEVICE, ENAMETOOLONG, (int)i);
     int parent = ensureDirInRoot(rootFd, dir);
     CHECK(c, parent, STEP_DEVICE, (int)i);
     int dirFd = (int)sysOpenat2(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0);
@@ -334,6 +315,7 @@ void setupMounts(const Ctx& c) {
     const Symlink& s = p.symlinks[i];
     char dir[4096];
     const char* name = splitPath(s.path.c_str(), dir, sizeof dir);
+    if (!name) die(c, STEP_SYMLINK, ENAMETOOLONG, (int)i);
     int parent = ensureDirInRoot(rootFd, dir);
     CHECK(c, parent, STEP_SYMLINK, (int)i);
     int dirFd = (int)sysOpenat2(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0);
@@ -456,6 +438,8 @@ void setupStdio(const Ctx& c) {
     CHECK(c, sysc(SYS_dup3, tmp[i], i, 0), STEP_STDIO, i);
     closeFd(tmp[i]);
   }
+  for (int i = 0; i < 3; i++)
+    if (c.plan.stdioFds[i] > 2) closeFd(c.plan.stdioFds[i]);
 }
 
 void loadSeccomp(const Ctx& c) {
@@ -503,8 +487,17 @@ void setCredentials(const Ctx& c) {
 
 // Formats "0" into the cgroup.procs files: writing 0 moves the writer itself, so no pid formatting is needed.
 void joinCgroups(const Ctx& c) {
-  for (size_t i = 0; i < c.plan.cgroupProcsFds.size(); i++)
+  for (size_t i = 0; i < c.plan.cgroupProcsFds.size(); i++) {
     CHECK(c, sysc(SYS_write, c.plan.cgroupProcsFds[i], "0", 1), STEP_CGROUP, (int)i);
+    closeFd(c.plan.cgroupProcsFds[i]);
+  }
+}
+
+// The owner may have died just before the parent death signal was (re)armed; the status pipe tells: its read end
+// is gone.
+void exitIfOwnerGone(const Ctx& c) {
+  struct pollfd pfd = {c.statusFd, POLLOUT, 0};
+  if (sysc(SYS_poll, &pfd, 1, 0) > 0 && (pfd.revents & (POLLERR | POLLHUP))) sysc(SYS_exit_group, 0);
 }
 
 void loopbackUp(const Ctx& c) {
@@ -531,14 +524,17 @@ void verifyCwd(const Ctx& c) {
 
 [[noreturn]] void runChild(const Plan& p, int statusFd, int startFd) {
   Ctx c{p, statusFd};
-  // Non-dumpable until execve: no other process may open /proc/<pid>/exe (the host's node) or our memory.
-  // Dumpability belongs to the address space: with a shared one it would change Node's, so the parent only
-  // shares memory when the init starts alone in a new pid namespace, where nobody can see it before execve.
-  if (!p.sharedMemory) sysc(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+  // Non-dumpable until execve: no process that later joins the container may ptrace us or read our memory.
+  sysc(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
   resetSignals(c);
+  // A session of its own, as runc: no controlling terminal shared with the host (TIOCSTI, ^C).
+  CHECK(c, sysc(SYS_setsid), STEP_SIGNALS, -1);
   if (p.parentDeathSignal) CHECK(c, sysc(SYS_prctl, PR_SET_PDEATHSIG, p.parentDeathSignal, 0, 0, 0), STEP_PDEATHSIG, -1);
   joinCgroups(c);
-  for (size_t i = 0; i < p.setnsFds.size(); i++) CHECK(c, sysc(SYS_setns, p.setnsFds[i], 0), STEP_SETNS, (int)i);
+  for (size_t i = 0; i < p.setnsFds.size(); i++) {
+    CHECK(c, sysc(SYS_setns, p.setnsFds[i], 0), STEP_SETNS, (int)i);
+    closeFd(p.setnsFds[i]);
+  }
   if (p.unshareCgroup) CHECK(c, sysc(SYS_unshare, CLONE_NEWCGROUP), STEP_UNSHARE_CGROUP, -1);
   if (p.loopbackUp) loopbackUp(c);
   if (p.hasHostname)
@@ -547,24 +543,29 @@ void verifyCwd(const Ctx& c) {
     CHECK(c, sysc(SYS_setdomainname, p.domainname.data(), p.domainname.size()), STEP_DOMAINNAME, -1);
   sysc(SYS_umask, 0);
   if (p.mountNamespace) setupMounts(c);
+  setupStdio(c);
+  // After stdio, when only a handful of fds are open: a low RLIMIT_NOFILE must not break the setup.
   for (size_t i = 0; i < p.rlimits.size(); i++) {
     struct rlimit64 {
       uint64_t cur, max;
     } lim{p.rlimits[i].soft, p.rlimits[i].hard};
     CHECK(c, sysc(SYS_prlimit64, 0, p.rlimits[i].resource, &lim, nullptr), STEP_RLIMIT, (int)i);
   }
-  setupStdio(c);
   bool seccompEarly = !p.seccomp.empty() && !p.noNewPrivs;
   if (seccompEarly) loadSeccomp(c);  // needs CAP_SYS_ADMIN without no_new_privs, so before caps are dropped
   setCredentials(c);
   if (p.noNewPrivs) CHECK(c, sysc(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), STEP_NO_NEW_PRIVS, -1);
-  // Changing credentials cleared the parent death signal; set it again.
-  if (p.parentDeathSignal) CHECK(c, sysc(SYS_prctl, PR_SET_PDEATHSIG, p.parentDeathSignal, 0, 0, 0), STEP_PDEATHSIG, -1);
+  // Changing credentials cleared the parent death signal; set it again, then make sure the owner did not die in
+  // the window.
+  if (p.parentDeathSignal) {
+    CHECK(c, sysc(SYS_prctl, PR_SET_PDEATHSIG, p.parentDeathSignal, 0, 0, 0), STEP_PDEATHSIG, -1);
+    exitIfOwnerGone(c);
+  }
   if (!p.cwd.empty()) {
     CHECK(c, sysc(SYS_chdir, p.cwd.c_str()), STEP_CHDIR, -1);
     verifyCwd(c);
   }
-  sysc(SYS_umask, 022);
+  sysc(SYS_umask, p.umask);
 
   if (p.waitForStart) {
     Message ready{MSG_READY, 0, 0, -1};

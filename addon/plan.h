@@ -1,5 +1,6 @@
 // The executor's input: a flat plan computed entirely in the parent (TypeScript decides, C++ only copies).
-// After clone() the child reads these structures and makes raw syscalls; it never allocates.
+// The addon encodes it into a memfd; berth-init (a static helper exec'd from a sealed memfd right after clone)
+// decodes it and carries it out. visitPlan() lists every field once, for both directions.
 #pragma once
 
 #include <stdint.h>
@@ -11,6 +12,8 @@ namespace berth {
 // Every step the child can fail at. The order is part of the ABI with lib/native.ts, which receives the names
 // from the addon (stepNames()) so the two never drift apart.
 #define BERTH_STEPS(X)                                                                                           \
+  X(SPAWN, "exec berth-init")                                                                                    \
+  X(PLAN, "read plan")                                                                                           \
   X(SIGNALS, "reset signals")                                                                                    \
   X(CGROUP, "join cgroup")                                                                                       \
   X(SETNS, "join namespace")                                                                                     \
@@ -101,15 +104,22 @@ struct Sysctl {
   std::string value;
 };
 
+// File descriptors reach berth-init at fixed numbers: the plan, the status pipe, the start pipe, then the fds the
+// plan refers to (stdio sources, cgroup.procs, namespaces) in the order the plan lists them.
+constexpr int kPlanFd = 3;
+constexpr int kStatusFd = 4;
+constexpr int kStartFd = 5;
+constexpr int kFirstPassedFd = 6;
+
 struct Plan {
-  uint64_t cloneFlags = 0;  // CLONE_NEW* applied by clone3
+  uint64_t cloneFlags = 0;  // CLONE_NEW* applied by clone3 (parent side)
+  int cgroupDirFd = -1;     // v2: CLONE_INTO_CGROUP target (parent side only, never passed on)
+  int pidnsFd = -1;         // a pid namespace to start in: joined by the parent around clone3 (parent side only)
+
   bool unshareCgroup = false;
-  int cgroupDirFd = -1;  // v2: CLONE_INTO_CGROUP target
   std::vector<int> cgroupProcsFds;  // v1: write "0" to each to join
   std::vector<int> setnsFds;        // namespaces to join (nstype 0: the fd says which)
-  int pidnsFd = -1;                 // a pid namespace to start in: joined by the parent around clone3
   bool loopbackUp = false;          // bring "lo" up in a new network namespace
-  bool sharedMemory = false;        // clone with CLONE_VM (no page-table copy); see executor.cc for when it is safe
   int stdioFds[3] = {-1, -1, -1};
   bool hasHostname = false;
   std::string hostname;
@@ -137,6 +147,7 @@ struct Plan {
   uint64_t capBounding = 0, capEffective = 0, capPermitted = 0, capInheritable = 0, capAmbient = 0;
   bool noNewPrivs = false;
   int parentDeathSignal = 0;
+  uint32_t umask = 022;
   std::string cwd;
   bool waitForStart = true;
   std::vector<uint8_t> seccomp;  // a BPF program (struct sock_filter[]), empty = none
@@ -146,13 +157,46 @@ struct Plan {
   std::vector<std::string> argv;
   std::vector<std::string> env;
 
-  // Pointer arrays built once in the parent, read by the child.
+  // Pointer arrays for execve, built by finalize() after decoding.
   std::vector<char*> argvPtrs;
   std::vector<char*> envPtrs;
   void finalize();
 };
 
-// Runs in the child after clone3. Never returns.
+// Lists every field berth-init needs, in one order, for the encoder and the decoder alike. `v` is called as
+// v(field) for scalars, strings and vectors of them, and recurses through the nested structs.
+template <typename V>
+void visitPlan(V& v, Plan& p) {
+  v(p.unshareCgroup); v(p.cgroupProcsFds); v(p.setnsFds); v(p.loopbackUp);
+  v(p.stdioFds[0]); v(p.stdioFds[1]); v(p.stdioFds[2]);
+  v(p.hasHostname); v(p.hostname); v(p.hasDomainname); v(p.domainname);
+  v(p.mountNamespace); v(p.rootPropagation); v(p.rootfs);
+  v.list(p.mounts, [&](Mount& m) {
+    uint32_t kind = m.kind;
+    v(kind);
+    m.kind = (MountKind)kind;
+    v(m.source); v(m.fstype); v(m.target); v(m.targetIsFile); v(m.recursive); v(m.refuseSymlink);
+    v(m.attrSet); v(m.attrClear); v(m.propagation);
+    v.list(m.options, [&](FsOption& o) { v(o.key); v(o.value); v(o.flag); });
+  });
+  v.list(p.devices, [&](Device& d) { v(d.path); v(d.mode); v(d.major); v(d.minor); v(d.uid); v(d.gid); });
+  v.list(p.symlinks, [&](Symlink& s) { v(s.target); v(s.path); });
+  v(p.maskedPaths); v(p.readonlyPaths); v(p.readonlyRoot); v(p.createCwd);
+  v.list(p.sysctls, [&](Sysctl& s) { v(s.path); v(s.value); });
+  v.list(p.rlimits, [&](Rlimit& r) { v(r.resource); v(r.soft); v(r.hard); });
+  v(p.setUser); v(p.uid); v(p.gid); v(p.groups);
+  v(p.setCaps); v(p.lastCap); v(p.capBounding); v(p.capEffective); v(p.capPermitted); v(p.capInheritable);
+  v(p.capAmbient);
+  v(p.noNewPrivs); v(p.parentDeathSignal); v(p.umask); v(p.cwd); v(p.waitForStart); v(p.seccomp); v(p.seccompFlags);
+  v(p.execCandidates); v(p.argv); v(p.env);
+}
+
+// Encodes the plan (with its fd fields already renumbered to the fixed numbers above).
+std::string encodePlan(Plan& plan);
+// Decodes a plan; false when the bytes are not a complete plan of this version.
+bool decodePlan(const char* data, size_t size, Plan& plan);
+
+// Carries out the plan in berth-init. Never returns: it execs the program or exits after reporting.
 [[noreturn]] void runChild(const Plan& plan, int statusFd, int startFd);
 
 const char* stepName(uint32_t step);

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 import { UnsupportedError } from './errors.js';
 
 /** A mount in the executor's plan. All policy (flags, options, order) is decided in TypeScript. */
@@ -36,8 +37,6 @@ export interface NativePlan {
   setnsFds?: number[];
   pidnsFd?: number;
   loopbackUp?: boolean;
-  /** Clone with CLONE_VM: much faster for a big process; only safe when the init starts in a new pid namespace. */
-  sharedMemory?: boolean;
   stdioFds?: [number, number, number];
   hostname?: string;
   domainname?: string;
@@ -62,6 +61,8 @@ export interface NativePlan {
   capInheritable?: bigint;
   capAmbient?: bigint;
   noNewPrivs?: boolean;
+  /** The umask the program starts with (default 0o022). */
+  umask?: number;
   parentDeathSignal?: number;
   cwd?: string;
   waitForStart?: boolean;
@@ -104,7 +105,7 @@ interface Poller {
 
 interface Binding {
   spawn(plan: NativePlan): SpawnResult;
-  release(pid: number): void;
+  setInitBinary(path: string): void;
   readStatus(fd: number): StatusMessage | null | undefined;
   waitid(pidfd: number): ExitStatus | null;
   pidfdSendSignal(pidfd: number, signal: number): void;
@@ -137,10 +138,19 @@ let binding: Binding | undefined;
 function load(): Binding {
   if (binding) return binding;
   if (process.platform !== 'linux') throw new UnsupportedError(`berth runs containers on Linux only, not ${process.platform}`);
+  if (!isMainThread) {
+    // A container's parent-death signal follows the thread that created it, and the addon's handles belong to
+    // the main event loop: containers made from a worker would die (or leak) with the worker.
+    throw new UnsupportedError('berth must be used from the main thread, not from a worker thread');
+  }
   const require = createRequire(import.meta.url);
   try {
-    const gypBuild = require('node-gyp-build') as (dir: string) => Binding;
-    binding = gypBuild(packageRoot());
+    const gypBuild = require('node-gyp-build') as ((dir: string) => Binding) & { resolve(dir: string): string };
+    const root = packageRoot();
+    const loaded = gypBuild(root);
+    // berth-init is built next to the addon; the addon seals a copy of it in memory for every container's init.
+    loaded.setInitBinary(join(dirname(gypBuild.resolve(root)), 'berth-init'));
+    binding = loaded;
   } catch (cause) {
     throw new UnsupportedError(
       `the berth native addon is not built or cannot be loaded (${(cause as Error).message}); run "npm rebuild berth"`,
@@ -153,8 +163,6 @@ function load(): Binding {
 /** The typed native API. Loaded lazily so that pure-TypeScript parts (validation, specs) work without it. */
 export const native = {
   spawn: (plan: NativePlan): SpawnResult => load().spawn(plan),
-  /** Frees the plan and stack a child was using; call once its status pipe hit EOF or it was reaped. */
-  release: (pid: number): void => load().release(pid),
   readStatus: (fd: number): StatusMessage | null | undefined => load().readStatus(fd),
   waitid: (pidfd: number): ExitStatus | null => load().waitid(pidfd),
   pidfdSendSignal: (pidfd: number, signal: number): void => load().pidfdSendSignal(pidfd, signal),

@@ -476,7 +476,6 @@ export class Container implements AsyncDisposable {
       safeClose(owned.statusFd);
       owned.statusFd = undefined;
     }
-    if (msg === null) native.release(this.#state.process!.pid);
     if (owned.startFd !== undefined) {
       // Fast path (run): the init never waited; nothing to release.
       safeClose(owned.startFd);
@@ -646,7 +645,6 @@ export class Container implements AsyncDisposable {
         owned.poller = undefined;
         const status = native.waitid(owned.pidfd) ?? { exitCode: -1, signal: 0 };
         safeClose(owned.pidfd);
-        native.release(this.#state.process!.pid);
         const oomKilled = this.#cgroup ? safeOom(this.#cgroup) : false;
         const exit: ExitInfo = { exitCode: status.exitCode, signal: signalName(status.signal), oomKilled };
         Object.assign(this.#state, {

@@ -247,6 +247,7 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
     capInheritable: capabilityMask(caps?.inheritable ?? []),
     capAmbient: capabilityMask(caps?.ambient ?? []),
     noNewPrivs: spec.process.noNewPrivileges ?? false,
+    umask: spec.process.user.umask ?? 0o022,
     rlimits: (spec.process.rlimits ?? []).map((r) => ({
       resource: RLIMIT_NUMBERS[r.type]!,
       soft: r.soft >= Number.MAX_SAFE_INTEGER ? RLIM_INFINITY : BigInt(r.soft),
@@ -260,10 +261,6 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
   };
   const pidns = ctx.namespaceFds.find((n) => n.type === 'pid');
   if (pidns) plan.pidnsFd = pidns.fd;
-  // Sharing Node's address space until execve is safe only when nothing else can see the init before it execs:
-  // alone in a new pid namespace (see the executor). Otherwise the init is a private copy and marks itself
-  // non-dumpable.
-  plan.sharedMemory = (cloneFlags & CLONE_FLAGS.pid) !== 0n;
   if (ctx.cgroupDirFd !== undefined) plan.cgroupDirFd = ctx.cgroupDirFd;
   if (ctx.cgroupProcsFds?.length) plan.cgroupProcsFds = [...ctx.cgroupProcsFds];
 

@@ -1,0 +1,67 @@
+// Regression tests for the runtime CVE lessons in DESIGN.md that the core runtime owns.
+import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Container } from '../lib/index.js';
+import { BUSYBOX, tempRoot } from './helpers/env.js';
+
+const { root, cleanup } = tempRoot('cve');
+afterAll(cleanup);
+const base = { root, rootfs: BUSYBOX };
+
+describe('host binaries are never reachable (CVE-2019-5736)', () => {
+  it('the init before execve is a sealed in-memory copy of berth-init, not a host file', async () => {
+    await using c = await Container.create({ ...base, cmd: ['true'] });
+    const exe = readlinkSync(`/proc/${c.pid}/exe`);
+    expect(exe).toMatch(/^\/memfd:berth-init/);
+    // Hold it read-only (as an attacker in the container would try), let the init exec away, then try to write
+    // through the held file: the memfd is sealed, so not even root can change it.
+    const held = openSync(`/proc/${c.pid}/exe`, constants.O_RDONLY);
+    try {
+      await c.start();
+      await c.wait();
+      const rw = openSync(`/proc/self/fd/${held}`, constants.O_RDWR);
+      try {
+        expect(() => writeSync(rw, 'PWNED')).toThrow(expect.objectContaining({ code: 'EPERM' }));
+      } finally {
+        closeSync(rw);
+      }
+    } finally {
+      closeSync(held);
+    }
+  });
+
+  it('executing /proc/self/exe from the container never runs Node', async () => {
+    const r = await Container.run({ ...base, cmd: ['/proc/self/exe', '-e', 'console.log(process.version)'] }).catch((e) => e);
+    const out = r instanceof Error ? r.message : r.stdout + r.stderr;
+    expect(out).not.toContain(process.version);
+  });
+});
+
+describe('no fd of the Node process reaches the init (CVE-2024-21626)', () => {
+  it('a created init holds only stdio and its two sync pipes', async () => {
+    await using c = await Container.create({ ...base, cmd: ['true'], resources: { memory: '32m' } });
+    const fds = readdirSync(`/proc/${c.pid}/fd`).map(Number).sort((a, b) => a - b);
+    expect(fds).toEqual([0, 1, 2, 4, 5]);
+    const targets = fds.filter((fd) => fd > 2).map((fd) => readlinkSync(`/proc/${c.pid}/fd/${fd}`));
+    for (const t of targets) expect(t).toMatch(/^pipe:/);
+  });
+
+  it('paths through /proc/self/fd lead nowhere', async () => {
+    const r = await Container.run({ ...base, cmd: ['sh', '-c', 'ls /proc/self/fd/; ls /proc/1/fd/; cat /proc/self/fd/18/cgroup.procs 2>&1 | head -1'] });
+    expect(r.stdout).not.toMatch(/^\d{2,}$/m);
+  });
+});
+
+describe('sessions and limits', () => {
+  it('puts the container in its own session with no controlling terminal', async () => {
+    const r = await Container.run({ ...base, cmd: ['sh', '-c', 'cut -d" " -f6,7 /proc/$$/stat'] });
+    expect(r.stdout.trim()).toBe('1 0'); // session id 1 (its own init), tty_nr 0
+    const hostTty = readFileSync('/proc/self/stat', 'utf8');
+    expect(hostTty).toBeTruthy();
+  });
+
+  it('starts with a very low open-files limit', async () => {
+    const r = await Container.run({ ...base, cmd: ['sh', '-c', 'ulimit -n'], ulimits: [{ name: 'nofile', soft: 16, hard: 16 }] });
+    expect(r.stdout.trim()).toBe('16');
+  });
+});
