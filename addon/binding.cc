@@ -2,6 +2,7 @@
 // few fd/pidfd primitives Node lacks. No defaults or policy live here: lib/container/plan.ts decides everything.
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <linux/sched.h>
 #include <napi.h>
 #include <signal.h>
@@ -504,6 +505,44 @@ Napi::Value Flock(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
+// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program (generated in lib/container/cgroup/devices.ts) and attaches it to
+// a cgroup v2 directory. The attachment lives as long as the cgroup: no fd to keep, nothing to clean up.
+Napi::Value AttachDeviceFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int cgroupFd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Buffer<uint8_t> prog = info[1].As<Napi::Buffer<uint8_t>>();
+  static char license[] = "Apache-2.0";
+  static char log[16384];
+  union bpf_attr load;
+  memset(&load, 0, sizeof load);
+  load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  load.insn_cnt = (uint32_t)(prog.Length() / sizeof(struct bpf_insn));
+  load.insns = (uint64_t)(uintptr_t)prog.Data();
+  load.license = (uint64_t)(uintptr_t)license;
+  load.log_level = 1;
+  load.log_buf = (uint64_t)(uintptr_t)log;
+  load.log_size = sizeof log;
+  load.expected_attach_type = BPF_CGROUP_DEVICE;
+  log[0] = 0;
+  int progFd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load);
+  if (progFd < 0) {
+    Napi::Error e = errnoError(env, "bpf(BPF_PROG_LOAD)", errno);
+    e.Set("verifierLog", Napi::String::New(env, log));
+    throw e;
+  }
+  union bpf_attr attach;
+  memset(&attach, 0, sizeof attach);
+  attach.target_fd = (uint32_t)cgroupFd;
+  attach.attach_bpf_fd = (uint32_t)progFd;
+  attach.attach_type = BPF_CGROUP_DEVICE;
+  attach.attach_flags = BPF_F_ALLOW_MULTI;
+  int rc = (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &attach, sizeof attach);
+  int e = errno;
+  close(progFd);
+  if (rc < 0) throw errnoError(env, "bpf(BPF_PROG_ATTACH)", e);
+  return env.Undefined();
+}
+
 Napi::Value StepNames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env, STEP_COUNT);
@@ -586,6 +625,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("flock", Napi::Function::New(env, Flock));
+  exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter));
   exports.Set("stepNames", Napi::Function::New(env, StepNames));
   exports.Set("Poller", Poller::Init(env));
   return exports;

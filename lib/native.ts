@@ -112,6 +112,7 @@ interface Binding {
   pidfdOpen(pid: number): number;
   pipe(): [number, number];
   flock(fd: number, exclusive: boolean): boolean;
+  attachDeviceFilter(cgroupFd: number, program: Buffer): void;
   stepNames(): string[];
   Poller: new (fd: number, callback: (status: number) => void) => Poller;
 }
@@ -170,6 +171,8 @@ export const native = {
   pipe: (): [number, number] => load().pipe(),
   flock: (fd: number, exclusive: boolean): boolean => load().flock(fd, exclusive),
   stepNames: (): string[] => load().stepNames(),
+  /** Loads an eBPF device filter and attaches it to a cgroup v2 directory fd. */
+  attachDeviceFilter: (cgroupFd: number, program: Buffer): void => load().attachDeviceFilter(cgroupFd, program),
   /** Calls `callback` once, on the event loop, when `fd` becomes readable (a pidfd: the process exited). */
   onReadable: (fd: number, callback: (status: number) => void): Poller => new (load().Poller)(fd, callback),
 };

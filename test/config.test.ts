@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Container, InvalidOptionsError } from '../lib/index.js';
-import { BUSYBOX, tempRoot } from './helpers/env.js';
+import { tempRoot } from './helpers/env.js';
 
-const { root, cleanup } = tempRoot('config');
+const { root, rootfs: BUSYBOX, cleanup } = tempRoot('config');
 afterAll(cleanup);
 const base = { root, rootfs: BUSYBOX };
 const run = (cmd: string, extra: Record<string, unknown> = {}) => Container.run({ ...base, cmd: ['sh', '-c', cmd], ...extra });
@@ -70,7 +70,7 @@ describe('filesystem', () => {
           ],
         },
       );
-      expect(r.stdout.trim().split('\n')).toEqual(['from host', 'from host', 'ro-denied', '/scratch rw,nosuid,nodev,relatime']);
+      expect(r.stdout.trim().split('\n')).toEqual(['from host', 'from host', 'ro-denied', '/scratch rw,nosuid,nodev,noexec,relatime']);
       expect(readFileSync(join(dir, 'out.txt'), 'utf8')).toBe('out\n');
       expect(existsSync(join(dir, 'y'))).toBe(false);
     } finally {

@@ -2,9 +2,9 @@
 import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Container } from '../lib/index.js';
-import { BUSYBOX, tempRoot } from './helpers/env.js';
+import { tempRoot } from './helpers/env.js';
 
-const { root, cleanup } = tempRoot('cve');
+const { root, rootfs: BUSYBOX, cleanup } = tempRoot('cve');
 afterAll(cleanup);
 const base = { root, rootfs: BUSYBOX };
 

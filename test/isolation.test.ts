@@ -3,9 +3,9 @@ import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Container, DOCKER_DEFAULT_CAPABILITIES, CAPABILITY_NAMES } from '../lib/index.js';
-import { BUSYBOX, tempRoot } from './helpers/env.js';
+import { tempRoot } from './helpers/env.js';
 
-const { root, cleanup } = tempRoot('isolation');
+const { root, rootfs: BUSYBOX, cleanup } = tempRoot('isolation');
 afterAll(cleanup);
 
 const sh = (script: string, extra: Record<string, unknown> = {}) =>

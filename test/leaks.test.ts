@@ -3,9 +3,9 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Container } from '../lib/index.js';
-import { BUSYBOX, berthCgroups, childPids, fdCount, mountCount, tempRoot } from './helpers/env.js';
+import { berthCgroups, childPids, fdCount, mountCount, tempRoot } from './helpers/env.js';
 
-const { root, cleanup } = tempRoot('leaks');
+const { root, rootfs: BUSYBOX, cleanup } = tempRoot('leaks');
 afterAll(cleanup);
 
 describe('leaks', () => {

@@ -13,9 +13,9 @@ import {
   NameConflictError,
   RootfsError,
 } from '../lib/index.js';
-import { BUSYBOX, berthCgroups, tempRoot } from './helpers/env.js';
+import { berthCgroups, tempRoot } from './helpers/env.js';
 
-const { root, cleanup } = tempRoot('lifecycle');
+const { root, rootfs: BUSYBOX, cleanup } = tempRoot('lifecycle');
 afterAll(cleanup);
 const base = { root, rootfs: BUSYBOX };
 

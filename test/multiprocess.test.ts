@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Container } from '../lib/index.js';
-import { BUSYBOX, tempRoot } from './helpers/env.js';
+import { tempRoot } from './helpers/env.js';
 
-const { root, cleanup } = tempRoot('multi');
+const { root, rootfs: BUSYBOX, cleanup } = tempRoot('multi');
 const scripts = mkdtempSync(join(tmpdir(), 'berth-multi-scripts-'));
 afterAll(() => {
   cleanup();

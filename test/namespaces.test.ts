@@ -3,9 +3,9 @@
 import { readlinkSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Container } from '../lib/index.js';
-import { BUSYBOX, tempRoot } from './helpers/env.js';
+import { tempRoot } from './helpers/env.js';
 
-const { root, cleanup } = tempRoot('ns');
+const { root, rootfs: BUSYBOX, cleanup } = tempRoot('ns');
 afterAll(cleanup);
 const base = { root, rootfs: BUSYBOX };
 

@@ -21,7 +21,7 @@ fi
 
 fixtures=${BERTH_FIXTURES:-/var/tmp/berth-fixtures}
 rootfs="$fixtures/busybox"
-stamp="$rootfs/.berth-fixture-v1"
+stamp="$rootfs/.berth-fixture-v2"
 if [ ! -e "$stamp" ]; then
   echo "test/prepare: building busybox rootfs in $rootfs"
   rm -rf "$rootfs.tmp"
@@ -46,7 +46,7 @@ staff:x:50:app,daemon
 nogroup:x:65534:
 GR
   chown 1000:1000 "$rootfs.tmp/home/app"
-  touch "$rootfs.tmp/.berth-fixture-v1"
+  touch "$rootfs.tmp/.berth-fixture-v2"
   rm -rf "$rootfs"
   mv "$rootfs.tmp" "$rootfs"
 fi

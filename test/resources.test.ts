@@ -2,9 +2,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CgroupError, Container } from '../lib/index.js';
-import { BUSYBOX, tempRoot } from './helpers/env.js';
+import { tempRoot } from './helpers/env.js';
 
-const { root, cleanup } = tempRoot('resources');
+const { root, rootfs: BUSYBOX, cleanup } = tempRoot('resources');
 const v2 = tempRoot('resources-v2');
 afterAll(() => {
   cleanup();

@@ -230,7 +230,7 @@ export interface TmpfsMountOption {
   /** Permission bits of its root directory, e.g. `0o1777`. */
   mode?: number;
   readonly?: boolean;
-  /** Extra mount options: `noexec`, `uid=1000`, ... (`nosuid,nodev` are always set). */
+  /** Extra mount options: `uid=1000`, `exec`, `dev`, ... (`nosuid,nodev,noexec` unless `suid`/`dev`/`exec`). */
   options?: string[];
 }
 

@@ -15,6 +15,7 @@ import {
   DEFAULT_READONLY_PATHS,
 } from './defaults.js';
 import type { LinuxResources } from './cgroup/driver.js';
+import { DOCKER_DEFAULT_DEVICE_RULES } from './cgroup/devices.js';
 import type { ResolvedUser } from './user.js';
 
 const absolutePath = z.string().refine((p) => p.startsWith('/'), 'must be an absolute path');
@@ -91,6 +92,17 @@ export const ociSpecSchema = z.looseObject({
             })
             .optional(),
           pids: z.looseObject({ limit: z.number().int().optional() }).optional(),
+          devices: z
+            .array(
+              z.looseObject({
+                allow: z.boolean(),
+                type: z.enum(['a', 'c', 'b']).optional(),
+                major: z.number().int().min(0).nullish(),
+                minor: z.number().int().min(0).nullish(),
+                access: z.string().regex(/^[rwm]{1,3}$/, 'must combine r, w and m').optional(),
+              }),
+            )
+            .optional(),
         })
         .optional(),
       cgroupsPath: z.string().optional(),
@@ -187,7 +199,10 @@ function mountsFromOptions(o: ValidContainerOptions): NonNullable<OciSpec['mount
       if (m.propagation) options.push(m.propagation);
       return { destination: m.target, type: 'bind', source: m.source, options };
     }
-    const options = ['nosuid', 'nodev', ...(m.options ?? [])];
+    // Docker's tmpfs defaults, unless the caller asks for the opposite (suid, dev, exec).
+    const extra = m.options ?? [];
+    const defaults = ['nosuid', 'nodev', 'noexec'].filter((d) => !extra.includes(d.slice(2)));
+    const options = [...defaults, ...extra];
     if (m.size !== undefined) options.push(`size=${m.size}`);
     if (m.mode !== undefined) options.push(`mode=${m.mode.toString(8)}`);
     if (m.readonly) options.push('ro');
@@ -253,8 +268,7 @@ export function specFromOptions(o: ValidContainerOptions, ctx: SpecContext): Oci
   };
   if (ownUts) spec.hostname = o.hostname ?? ctx.id.slice(0, 12);
   if (ownUts && o.domainname) spec.domainname = o.domainname;
-  const resources = resourcesFromOptions(o.resources);
-  if (resources) spec.linux!.resources = { ...resources };
+  spec.linux!.resources = { ...resourcesFromOptions(o.resources), devices: DOCKER_DEFAULT_DEVICE_RULES.map((r) => ({ ...r })) };
   if (o.sysctls) spec.linux!.sysctl = { ...o.sysctls };
   return spec;
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -7,10 +7,17 @@ export const BUSYBOX = process.env.BERTH_FIXTURES
   ? join(process.env.BERTH_FIXTURES, 'busybox')
   : '/var/tmp/berth-fixtures/busybox';
 
-/** A fresh state root for one test file; `cleanup()` removes it. */
-export function tempRoot(label: string): { root: string; cleanup: () => void } {
-  const root = mkdtempSync(join(tmpdir(), `berth-test-${label}-`));
-  return { root, cleanup: () => rmSync(root, { recursive: true, force: true }) };
+/**
+ * A fresh state root for one test file, and its own copy of the busybox rootfs: containers run from a bind of
+ * their rootfs, so mount points and files they create land in it, and the shared fixture must stay pristine.
+ * `cleanup()` removes both.
+ */
+export function tempRoot(label: string): { root: string; rootfs: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), `berth-test-${label}-`));
+  const rootfs = join(dir, 'rootfs');
+  cpSync(BUSYBOX, rootfs, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  const root = join(dir, 'state');
+  return { root, rootfs, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** Number of lines in this process's mount table. */

@@ -4,8 +4,12 @@
  * @module
  */
 
+import type { DeviceRule } from './devices.js';
+
 /** Resource limits in the OCI runtime spec's `linux.resources` shape (the subset berth supports). */
 export interface LinuxResources {
+  /** Device access rules, later rules overriding earlier ones (v1 devices controller; eBPF filter on v2). */
+  devices?: DeviceRule[];
   memory?: {
     /** Hard limit in bytes. */
     limit?: number;

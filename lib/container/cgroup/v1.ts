@@ -28,6 +28,7 @@ import {
   writeValue,
 } from './io.js';
 import { hasCpuset, pidsMax, requiredControllers, validateResources } from './resources.js';
+import { v1DeviceLines } from './devices.js';
 
 /** Where v1 hierarchies are looked for by default (mounts below this path only). */
 export const DEFAULT_V1_ROOT = '/sys/fs/cgroup';
@@ -227,10 +228,17 @@ function inheritCpuset(
   }
 }
 
-/** Writes memory, cpu and pids limits into the hierarchy carrying each controller (cpuset is done at mkdir). */
-function writeResources(placements: readonly Placement[], { memory, cpu, pids }: LinuxResources): void {
+/**
+ * Writes device rules, memory, cpu and pids limits into the hierarchy carrying each controller (cpuset is done at
+ * mkdir). Everything is in place before the init joins.
+ */
+function writeResources(placements: readonly Placement[], { memory, cpu, pids, devices }: LinuxResources): void {
   const dirOf = (controller: string): string | undefined =>
     placements.find((p) => p.hierarchy.controllers.includes(controller))?.dir;
+  const devicesDir = dirOf('devices');
+  if (devices !== undefined && devicesDir !== undefined) {
+    for (const { file, line } of v1DeviceLines(devices)) writeValue(path.join(devicesDir, file), line);
+  }
   const memoryDir = dirOf('memory');
   if (memory !== undefined && memoryDir !== undefined) {
     const file = (name: string): string => path.join(memoryDir, name);

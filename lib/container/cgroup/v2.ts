@@ -9,6 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CgroupError, UnsupportedError } from '../../errors.js';
 import type { Cgroup, CgroupDriver, CgroupStats, LinuxResources } from './driver.js';
+import { native } from '../../native.js';
+import { deviceFilterProgram, type DeviceRule } from './devices.js';
 import {
   closeQuietly,
   childDirs,
@@ -112,6 +114,7 @@ export class CgroupV2Driver implements CgroupDriver {
       }
       writeResources(dir, resources);
       fd = openDirFd(dir);
+      if (resources.devices !== undefined) attachDevices(fd, dir, resources.devices);
       return new CgroupV2(`${this.parent}/${name}`, dir, this.parentDir, fd);
     } catch (err) {
       if (fd !== undefined) closeQuietly(fd);
@@ -202,6 +205,19 @@ function writeResources(dir: string, { memory, cpu, pids }: LinuxResources): voi
 }
 
 /** Opens the cgroup directory for CLONE_INTO_CGROUP. libuv adds O_CLOEXEC to every open, so no leak into execs. */
+/** v2 has no devices files: the rules become an eBPF program attached to the cgroup before the init joins it. */
+function attachDevices(fd: number, dir: string, rules: readonly DeviceRule[]): void {
+  try {
+    native.attachDeviceFilter(fd, deviceFilterProgram(rules));
+  } catch (err) {
+    const log = (err as { verifierLog?: string }).verifierLog;
+    throw new CgroupError(
+      `cgroup: attaching the device filter to ${dir} failed: ${describeErrno(err)}${log ? `\n${log}` : ''}`,
+      { cause: err },
+    );
+  }
+}
+
 function openDirFd(dir: string): number {
   try {
     return fs.openSync(dir, fs.constants.O_DIRECTORY | fs.constants.O_RDONLY);
