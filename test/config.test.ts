@@ -193,3 +193,51 @@ describe('raw OCI runtime spec', () => {
     expect(err.message).toMatch(/process\.(args|user|cwd)/);
   });
 });
+
+describe('Docker compatibility details', () => {
+  it('exports HOSTNAME like Docker', async () => {
+    const r = await run('echo $HOSTNAME', { hostname: 'web-1' });
+    expect(r.stdout.trim()).toBe('web-1');
+  });
+
+  it('accepts atime options on bind mounts (raw OCI spec)', async () => {
+    const spec = {
+      ociVersion: '1.0.2',
+      process: { user: { uid: 0, gid: 0 }, args: ['sh', '-c', 'grep " /b " /proc/self/mountinfo | cut -d" " -f6'], cwd: '/' },
+      root: { path: BUSYBOX },
+      mounts: [
+        { destination: '/proc', type: 'proc', source: 'proc' },
+        { destination: '/b', type: 'bind', source: '/var/tmp', options: ['rbind', 'ro', 'noatime'] },
+      ],
+      linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }] },
+    };
+    await using c = await Container.createFromSpec(spec, { root });
+    let out = '';
+    c.stdout!.on('data', (d) => (out += d));
+    await c.start();
+    expect((await c.wait()).exitCode).toBe(0);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(out.trim()).toBe('ro,noatime');
+  });
+
+  it('refuses network sysctls when the network namespace is not the container\'s own', async () => {
+    await expect(run('true', { namespaces: { network: 'host' }, sysctls: { 'net.ipv4.ip_forward': '1' } })).rejects.toBeInstanceOf(InvalidOptionsError);
+  });
+
+  it('reads the rootfs\' /etc/passwd without following a FIFO or a symlink out', async () => {
+    const { mkdtempSync: mk, cpSync, rmSync: rm, unlinkSync, symlinkSync } = await import('node:fs');
+    const { execFileSync } = await import('node:child_process');
+    const dir = mk(join(tmpdir(), 'berth-fifo-'));
+    try {
+      cpSync(BUSYBOX, dir, { recursive: true, verbatimSymlinks: true });
+      unlinkSync(join(dir, 'etc/passwd'));
+      execFileSync('mkfifo', [join(dir, 'etc/passwd')]);
+      await expect(Container.run({ root, rootfs: dir, cmd: ['true'], user: 'app' })).rejects.toThrow(/unable to find user app/);
+      unlinkSync(join(dir, 'etc/passwd'));
+      symlinkSync('/etc/passwd', join(dir, 'etc/passwd')); // resolves inside the rootfs: to itself, a loop
+      await expect(Container.run({ root, rootfs: dir, cmd: ['true'], user: 'root' })).rejects.toThrow(/unable to find user root/);
+    } finally {
+      rm(dir, { recursive: true, force: true });
+    }
+  });
+});

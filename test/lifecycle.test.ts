@@ -276,3 +276,19 @@ function safeRead(path: string): string {
     return '';
   }
 }
+
+describe('signals on a container that is not running', () => {
+  it('refuses kill on a created container, as docker kill does', async () => {
+    await using c = await Container.create({ ...base, cmd: ['true'] });
+    await expect(c.kill('SIGTERM')).rejects.toThrow(/not running \(created\)/);
+    expect((await c.inspect()).status).toBe('created');
+  });
+
+  it('explains a start after the init died', async () => {
+    const c = await Container.create({ ...base, cmd: ['true'] });
+    process.kill(c.pid!, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(c.start()).rejects.toThrow(/exited before it was started/);
+    await c.remove();
+  });
+});

@@ -4,7 +4,7 @@
  * pidfd on the event loop, never through SIGCHLD.
  * @module
  */
-import { closeSync, constants as fsConstants, openSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, statSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import {
@@ -455,13 +455,25 @@ export class Container implements AsyncDisposable {
   async start(options: { signal?: AbortSignal } = {}): Promise<void> {
     const owned = this.#owned;
     if (!owned) throw new ContainerStateError(`container ${this.name} was created by process ${this.#state.owner.pid}; only it can start it`);
+    if (this.#state.status === 'exited' && !this.#state.startedAt) {
+      throw new ContainerStateError(`container ${this.name} exited before it was started`);
+    }
     if (this.#state.status !== 'created' || owned.startFd === undefined) {
       throw new ContainerStateError(`container ${this.name} is ${this.#state.status}, not created: it cannot be started again`);
     }
-    const { writeSync } = await import('node:fs');
-    writeSync(owned.startFd, 'x');
-    safeClose(owned.startFd);
-    owned.startFd = undefined;
+    try {
+      writeSync(owned.startFd, 'x');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EPIPE') throw e;
+      // The init is gone (killed while created): there is nothing to start.
+      safeClose(owned.statusFd);
+      owned.statusFd = undefined;
+      await this.wait();
+      throw new ContainerStateError(`container ${this.name} exited before it was started`);
+    } finally {
+      safeClose(owned.startFd);
+      owned.startFd = undefined;
+    }
     await this.#started(options.signal);
   }
 
@@ -528,9 +540,19 @@ export class Container implements AsyncDisposable {
     return { exitCode: after.exitCode ?? -1, signal: after.signal ? signalName(after.signal) : null, oomKilled: after.oomKilled ?? false };
   }
 
-  /** Sends a signal to the container's init (default SIGKILL). */
+  /**
+   * Sends a signal to the container's init (default SIGKILL). Like `docker kill`, refused for a container that
+   * is not running (created or exited): a created init would drop it.
+   */
   async kill(signal: NodeJS.Signals | number = 'SIGKILL'): Promise<void> {
     const n = signalNumber(signal);
+    if (this.#currentStatus() === 'created') {
+      throw new ContainerStateError(`container ${this.name} is not running (created): start it or remove it`);
+    }
+    await this.#signal(n);
+  }
+
+  async #signal(n: number): Promise<void> {
     if (this.#owned) {
       if (this.#state.status === 'exited') throw new ContainerStateError(`container ${this.name} is not running`);
       native.pidfdSendSignal(this.#owned.pidfd, n);
@@ -554,7 +576,7 @@ export class Container implements AsyncDisposable {
    */
   async stop(options: { timeout?: number; signal?: NodeJS.Signals | number } = {}): Promise<ExitInfo> {
     if (this.#currentStatus() !== 'running') {
-      if (this.#currentStatus() === 'created') await this.kill('SIGKILL');
+      if (this.#currentStatus() === 'created') await this.#signal(9);
       return this.wait();
     }
     const timeout = options.timeout ?? this.#state.stopTimeout;
@@ -569,7 +591,7 @@ export class Container implements AsyncDisposable {
       return await this.wait({ signal: ac.signal });
     } catch (e) {
       if (!(e instanceof AbortError)) throw e;
-      await this.kill('SIGKILL').catch(() => undefined);
+      await this.#signal(9).catch(() => undefined);
       return this.wait();
     } finally {
       clearTimeout(timer);
@@ -587,7 +609,7 @@ export class Container implements AsyncDisposable {
       throw new ContainerStateError(`container ${this.name} is running: stop it first or remove with { force: true }`);
     }
     if (status !== 'exited') {
-      await this.kill('SIGKILL').catch(() => undefined);
+      await this.#signal(9).catch(() => undefined);
       await this.wait();
     }
     this.#removed = true;

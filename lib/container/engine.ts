@@ -97,7 +97,8 @@ export async function removeLeftovers(engine: Engine, state: ContainerState): Pr
     try {
       const fd = native.pidfdOpen(state.process!.pid);
       try {
-        native.pidfdSendSignal(fd, 9);
+        // Checked again now that the pidfd pins the process: the pid may have been reused in between.
+        if (isAlive(state.process)) native.pidfdSendSignal(fd, 9);
       } finally {
         closeSync(fd);
       }

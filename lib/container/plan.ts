@@ -4,13 +4,13 @@
  * kernel's last capability) is applied here too.
  * @module
  */
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { NativeMount, NativePlan } from '../native.js';
 import { InvalidOptionsError } from '../errors.js';
 import { capabilityMask, lastCapability } from './capabilities.js';
 import { DEFAULT_DEV_SYMLINKS, DEFAULT_PATH } from './defaults.js';
-import type { OciSpec } from './spec.js';
+import { NAMESPACE_TYPES, type OciSpec } from './spec.js';
 import type { V1Hierarchy } from './cgroup/index.js';
 
 /** clone(2) namespace flags. */
@@ -41,6 +41,7 @@ const PROPAGATION: Record<string, { flag: bigint; recursive: boolean }> = {
 };
 
 /** mount_setattr(2) attribute bits. */
+const ATTR_ATIME_MASK = 0x70n;
 const ATTR = { rdonly: 1n, nosuid: 2n, nodev: 4n, noexec: 8n, noatime: 0x10n, strictatime: 0x20n, nodiratime: 0x80n };
 
 const RLIMIT_NUMBERS: Record<string, number> = {
@@ -95,9 +96,10 @@ export function parseMountOptions(options: readonly string[]) {
       case 'dev': attrClear |= ATTR.nodev; break;
       case 'noexec': attrSet |= ATTR.noexec; break;
       case 'exec': attrClear |= ATTR.noexec; break;
-      case 'noatime': attrSet |= ATTR.noatime; break;
-      case 'strictatime': attrSet |= ATTR.strictatime; break;
-      case 'relatime': break; // the kernel default
+      // Changing the atime mode needs the whole atime field cleared first (mount_setattr's rule).
+      case 'noatime': attrSet |= ATTR.noatime; attrClear |= ATTR_ATIME_MASK; break;
+      case 'strictatime': attrSet |= ATTR.strictatime; attrClear |= ATTR_ATIME_MASK; break;
+      case 'relatime': attrClear |= ATTR_ATIME_MASK; break; // relatime is the value 0
       case 'nodiratime': attrSet |= ATTR.nodiratime; break;
       case 'bind': bind = true; break;
       case 'rbind': bind = true; recursive = true; break;
@@ -276,7 +278,8 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
   }
 
   const sysctl = spec.linux?.sysctl ?? {};
-  const nsOwn = { ipc: ns.has('ipc'), net: ns.has('network'), uts: newUts };
+  const own = (t: (typeof NAMESPACE_TYPES)[number]) => ns.has(t) && !ns.get(t)!.path;
+  const nsOwn = { ipc: own('ipc'), net: own('network'), uts: newUts };
   const badSysctls = Object.keys(sysctl).filter((k) => !isNamespacedSysctl(k, nsOwn));
   if (badSysctls.length) {
     throw new InvalidOptionsError('sysctls', badSysctls.map((k) => ({
@@ -285,6 +288,11 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
   }
   plan.sysctls = Object.entries(sysctl).map(([k, v]) => ({ path: k.replace(/\./g, '/'), value: v }));
 
+  if (ns.get('mount')?.path) {
+    throw new InvalidOptionsError('OCI runtime spec', [
+      { path: 'linux.namespaces', message: 'joining an existing mount namespace is not supported: a container needs its own' },
+    ]);
+  }
   if (ns.has('mount')) {
     const { mounts, extraReadonly } = mountsFromSpec(spec, ctx);
     plan.rootfs = spec.root.path;
@@ -300,7 +308,11 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
       uid: d.uid ?? 0,
       gid: d.gid ?? 0,
     }));
-    plan.symlinks = devMounted ? DEFAULT_DEV_SYMLINKS.map((s) => ({ ...s })) : [];
+    // /dev/core points at /proc/kcore: only where the kernel has one.
+    const hasKcore = existsSync('/proc/kcore');
+    plan.symlinks = devMounted
+      ? DEFAULT_DEV_SYMLINKS.filter((l) => hasKcore || l.target !== '/proc/kcore').map((l) => ({ ...l }))
+      : [];
     const masked = spec.linux?.maskedPaths ?? [];
     plan.maskedPaths = masked.length ? [...masked, ...thermalThrottlePaths()] : [];
     plan.readonlyPaths = [...(spec.linux?.readonlyPaths ?? []), ...extraReadonly];

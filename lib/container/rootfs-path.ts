@@ -4,7 +4,7 @@
  * stops at the rootfs). The image is hostile input (DESIGN decision 6).
  * @module
  */
-import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, posix } from 'node:path';
 
 const MAX_SYMLINKS = 40;
@@ -44,16 +44,26 @@ export function resolveInRootfs(rootfs: string, path: string): string {
   return join(rootfs, ...resolved);
 }
 
-/** Reads a text file of the rootfs (container path), or returns `undefined` when it does not exist. */
+/**
+ * Reads a text file of the rootfs (container path), or returns `undefined` when it does not exist. Opened without
+ * following a final symlink and without blocking, then checked on the fd: a FIFO or device swapped in by a
+ * running container can neither hang the event loop nor be read.
+ */
 export function readRootfsFile(rootfs: string, path: string, maxBytes = 4 * 1024 * 1024): string | undefined {
+  let fd: number;
   try {
-    const host = resolveInRootfs(rootfs, path);
-    const st = lstatSync(host);
+    fd = openSync(resolveInRootfs(rootfs, path), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return undefined;
+    throw e;
+  }
+  try {
+    const st = fstatSync(fd);
     if (!st.isFile()) return undefined;
     if (st.size > maxBytes) throw new Error(`${path} in the rootfs is larger than ${maxBytes} bytes`);
-    return readFileSync(host, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
-    throw e;
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
 }

@@ -184,10 +184,14 @@ export function resourcesFromOptions(r: ValidContainerOptions['resources']): Lin
   return out;
 }
 
-function envList(env: ValidContainerOptions['env'], home: string): string[] {
+/** The environment as Docker builds it: PATH first (its default unless given), HOSTNAME, then the user's, HOME. */
+function envList(env: ValidContainerOptions['env'], home: string, hostname: string | undefined): string[] {
   const list = Array.isArray(env) ? [...env] : Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`);
   const has = (key: string) => list.some((e) => e.startsWith(`${key}=`));
-  if (!has('PATH')) list.unshift(`PATH=${DEFAULT_PATH}`);
+  const head: string[] = [];
+  if (!has('PATH')) head.push(`PATH=${DEFAULT_PATH}`);
+  if (hostname !== undefined && !has('HOSTNAME')) head.push(`HOSTNAME=${hostname}`);
+  list.unshift(...head);
   if (!has('HOME')) list.push(`HOME=${home}`);
   return list;
 }
@@ -240,12 +244,13 @@ const RLIMIT_BY_NAME: Record<string, (typeof rlimitTypes)[number]> = Object.from
 export function specFromOptions(o: ValidContainerOptions, ctx: SpecContext): OciSpec {
   const caps = combineCapabilities(DOCKER_DEFAULT_CAPABILITIES, o.capAdd ?? [], o.capDrop ?? []);
   const ownUts = o.namespaces?.uts === undefined || o.namespaces.uts === 'private';
+  const hostname = ownUts ? (o.hostname ?? ctx.id.slice(0, 12)) : undefined;
   const spec: OciSpec = {
     ociVersion: '1.2.0',
     process: {
       user: { uid: ctx.user.uid, gid: ctx.user.gid, additionalGids: ctx.user.additionalGids },
       args: [...(o.entrypoint ?? []), ...(o.cmd ?? [])],
-      env: envList(o.env, ctx.user.home),
+      env: envList(o.env, ctx.user.home, hostname),
       cwd: o.workdir ?? '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
       rlimits: (o.ulimits ?? []).map((u) => ({
@@ -266,7 +271,7 @@ export function specFromOptions(o: ValidContainerOptions, ctx: SpecContext): Oci
     },
     annotations: { ...(o.labels ?? {}) },
   };
-  if (ownUts) spec.hostname = o.hostname ?? ctx.id.slice(0, 12);
+  if (hostname !== undefined) spec.hostname = hostname;
   if (ownUts && o.domainname) spec.domainname = o.domainname;
   spec.linux!.resources = { ...resourcesFromOptions(o.resources), devices: DOCKER_DEFAULT_DEVICE_RULES.map((r) => ({ ...r })) };
   if (o.sysctls) spec.linux!.sysctl = { ...o.sysctls };
