@@ -7,9 +7,9 @@ import { tempRoot } from './helpers/env.js';
 
 const { root, rootfs: BUSYBOX, cleanup } = tempRoot('devices');
 const v2 = tempRoot('devices-v2');
-afterAll(() => {
-  cleanup();
-  v2.cleanup();
+afterAll(async () => {
+  await cleanup();
+  await v2.cleanup();
 });
 
 // Probes: a block device (loop0, 7:0) and a char device outside the list (kmsg, 1:11), both openable by root on

@@ -285,10 +285,9 @@ describe('signals on a container that is not running', () => {
   });
 
   it('explains a start after the init died', async () => {
-    const c = await Container.create({ ...base, cmd: ['true'] });
+    await using c = await Container.create({ ...base, cmd: ['true'] });
     process.kill(c.pid!, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 50));
     await expect(c.start()).rejects.toThrow(/exited before it was started/);
-    await c.remove();
   });
 });

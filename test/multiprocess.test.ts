@@ -10,8 +10,8 @@ import { tempRoot } from './helpers/env.js';
 
 const { root, rootfs: BUSYBOX, cleanup } = tempRoot('multi');
 const scripts = mkdtempSync(join(tmpdir(), 'berth-multi-scripts-'));
-afterAll(() => {
-  cleanup();
+afterAll(async () => {
+  await cleanup();
   rmSync(scripts, { recursive: true, force: true });
 });
 const dist = new URL('../dist/lib/index.js', import.meta.url).pathname;

@@ -6,9 +6,9 @@ import { tempRoot } from './helpers/env.js';
 
 const { root, rootfs: BUSYBOX, cleanup } = tempRoot('resources');
 const v2 = tempRoot('resources-v2');
-afterAll(() => {
-  cleanup();
-  v2.cleanup();
+afterAll(async () => {
+  await cleanup();
+  await v2.cleanup();
 });
 const base = { root, rootfs: BUSYBOX };
 const hybrid = existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes');

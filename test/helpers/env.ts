@@ -1,4 +1,5 @@
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { Container } from '../../lib/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -12,12 +13,21 @@ export const BUSYBOX = process.env.BERTH_FIXTURES
  * their rootfs, so mount points and files they create land in it, and the shared fixture must stay pristine.
  * `cleanup()` removes both.
  */
-export function tempRoot(label: string): { root: string; rootfs: string; cleanup: () => void } {
+export function tempRoot(label: string): { root: string; rootfs: string; cleanup: () => Promise<void> } {
   const dir = mkdtempSync(join(tmpdir(), `berth-test-${label}-`));
   const rootfs = join(dir, 'rootfs');
   cpSync(BUSYBOX, rootfs, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
   const root = join(dir, 'state');
-  return { root, rootfs, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const cleanup = async () => {
+    // A test that failed half-way may have left containers: remove them (and their cgroups) with the root.
+    if (existsSync(root)) {
+      for (const info of await Container.list({ root, all: true })) {
+        await (await Container.get(info.id, { root })).remove({ force: true }).catch(() => undefined);
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { root, rootfs, cleanup };
 }
 
 /** Number of lines in this process's mount table. */
