@@ -2,6 +2,8 @@
 // execs this static binary from a sealed memfd, so that between clone and execve the container's process is
 // neither a copy of Node (no inherited memory, fds or threads' state) nor a host file it could write through
 // /proc/self/exe (CVE-2019-5736). It reads its plan from fd 3 and reports on fd 4 (see plan.h).
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -23,6 +25,11 @@ namespace {
 }  // namespace
 
 int main() {
+  // Node's stdio may be close-on-exec, so 0-2 can arrive closed. Fill them with /dev/null: otherwise files the
+  // init opens during setup would get those numbers and be clobbered when stdio is finally set up.
+  for (int fd = 0; fd < 3; fd++) {
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && open("/dev/null", O_RDWR) < 0) fail(STEP_PLAN, errno);
+  }
   struct stat st;
   if (fstat(kPlanFd, &st) != 0) fail(STEP_PLAN, errno);
   std::string bytes((size_t)st.st_size, '\0');

@@ -187,8 +187,15 @@ function mountsFromSpec(spec: OciSpec, ctx: PlanContext): { mounts: NativeMount[
   return { mounts, extraReadonly };
 }
 
-/** Every /sys/devices/system/cpu/cpuN/thermal_throttle this host has (Docker masks each). */
+let thermalCache: string[] | undefined;
+
+/** Every /sys/devices/system/cpu/cpuN/thermal_throttle this host has (Docker masks each). Read once. */
 export function thermalThrottlePaths(): string[] {
+  thermalCache ??= readThermalThrottlePaths();
+  return thermalCache;
+}
+
+function readThermalThrottlePaths(): string[] {
   try {
     return readdirSync('/sys/devices/system/cpu')
       .filter((d) => /^cpu\d+$/.test(d))

@@ -73,9 +73,12 @@ export function isAlive(p: ProcessIdentity | undefined): boolean {
   return p !== undefined && processStartTime(p.pid) === p.startTime;
 }
 
-/** This process's identity. */
+let self: ProcessIdentity | undefined;
+
+/** This process's identity (constant for its lifetime). */
 export function selfIdentity(): ProcessIdentity {
-  return { pid: process.pid, startTime: processStartTime(process.pid) ?? 0 };
+  self ??= { pid: process.pid, startTime: processStartTime(process.pid) ?? 0 };
+  return { ...self };
 }
 
 /** A new container id: 64 hex characters, as Docker's. */

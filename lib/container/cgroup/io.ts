@@ -198,6 +198,19 @@ export async function removeCgroupDir(dir: string, beforeRetry: () => void = () 
 }
 
 /**
+ * One rmdir attempt: true when the directory is gone (removed now or already), false when the kernel still calls
+ * it busy (tasks or child cgroups inside) or refuses otherwise; the slow path then deals with it.
+ */
+export function tryRmdir(dir: string): boolean {
+  try {
+    fs.rmdirSync(dir);
+    return true;
+  } catch (err) {
+    return errnoOf(err) === 'ENOENT';
+  }
+}
+
+/**
  * Removes a shared parent directory if nobody uses it any more. ENOTEMPTY/EBUSY (another container, or another
  * process that just created a sibling) and ENOENT (someone else removed it) are the expected outcomes of sharing,
  * not errors.

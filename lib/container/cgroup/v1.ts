@@ -22,6 +22,7 @@ import {
   readProcsRecursive,
   removeCgroupDir,
   removeParentIfUnused,
+  tryRmdir,
   signalUntilQuiet,
   validateCgroupName,
   waitUntil,
@@ -399,10 +400,13 @@ class CgroupV1 implements Cgroup {
 
   async destroy(): Promise<void> {
     this.releaseSpawnFds();
-    this.killAll('SIGKILL');
+    // The usual case is an exited container with no sub-cgroups: plain rmdirs, without reading every
+    // hierarchy's task list first. Whatever is still busy goes through the kill-and-retry path.
+    const busy = this.placements.filter(({ dir }) => !tryRmdir(dir));
+    if (busy.length > 0) this.killAll('SIGKILL');
     let firstError: unknown;
     // Every hierarchy gets its attempt even if one fails, so a single busy dir does not leak the others.
-    for (const { dir } of this.placements) {
+    for (const { dir } of busy) {
       try {
         await removeCgroupDir(dir, () => this.killAll('SIGKILL'));
       } catch (err) {

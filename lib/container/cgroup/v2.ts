@@ -25,6 +25,7 @@ import {
   readWordList,
   removeCgroupDir,
   removeParentIfUnused,
+  tryRmdir,
   signalUntilQuiet,
   validateCgroupName,
   waitUntil,
@@ -319,7 +320,8 @@ class CgroupV2 implements Cgroup {
 
   async destroy(): Promise<void> {
     this.releaseSpawnFds();
-    if (!fs.existsSync(this.dir)) {
+    // Usually the container has exited and made no sub-cgroups: one rmdir does it.
+    if (tryRmdir(this.dir)) {
       removeParentIfUnused(this.parentDir);
       return;
     }
