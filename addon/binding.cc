@@ -198,6 +198,7 @@ void planFromJs(const Reader& r, Plan& p) {
 // berth-init, copied once into a sealed memfd: what every container's init execs right after clone. Sealed, so
 // that no container can ever write it back through /proc/self/exe.
 int initFd = -1;
+constexpr unsigned kMfdExec = 0x0010U;  // MFD_EXEC (Linux 6.3)
 
 Napi::Value SetInitBinary(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -205,7 +206,10 @@ Napi::Value SetInitBinary(const Napi::CallbackInfo& info) {
   if (initFd >= 0) return env.Undefined();
   int src = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (src < 0) throw errnoError(env, ("open " + path).c_str(), errno);
-  int fd = (int)syscall(SYS_memfd_create, "berth-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  // MFD_EXEC: hosts with vm.memfd_noexec=1 create non-executable memfds by default; kernels before 6.3 do not
+  // know the flag (EINVAL) and make every memfd executable.
+  int fd = (int)syscall(SYS_memfd_create, "berth-init", MFD_CLOEXEC | MFD_ALLOW_SEALING | kMfdExec);
+  if (fd < 0 && errno == EINVAL) fd = (int)syscall(SYS_memfd_create, "berth-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) {
     int e = errno;
     close(src);
@@ -263,17 +267,20 @@ int preExec(void* arg) {
   int k = x->count;
   long base = kPlanFd + k + 1;  // above every final slot, so the moves below cannot clobber a source
   long rc = 0;
+  // Where the status pipe is at each point, to report a failure of the moves themselves.
+  long statusFd = x->fds[1];
   for (int i = 0; i < k && rc >= 0; i++) rc = tmp[i] = (int)sys(SYS_fcntl, x->fds[i], F_DUPFD_CLOEXEC, base);
+  if (rc >= 0) statusFd = tmp[1];
   long init = rc >= 0 ? sys(SYS_fcntl, x->initFd, F_DUPFD_CLOEXEC, base) : rc;
   if (init < 0) rc = init;
   for (int i = 0; i < k && rc >= 0; i++) rc = sys(SYS_dup3, tmp[i], kPlanFd + i, 0);
   if (rc >= 0) rc = sys(SYS_dup3, init, kPlanFd + k, O_CLOEXEC);
+  if (rc >= 0) statusFd = kStatusFd;
   // Everything else of Node's goes: from here on the process holds only stdio and what the plan needs.
   if (rc >= 0) rc = sys(SYS_close_range, kPlanFd + k + 1, ~0U, 0);
   if (rc >= 0) rc = sys(SYS_execveat, kPlanFd + k, (long)"", (long)x->argv, (long)x->envp, AT_EMPTY_PATH);
   Message m{MSG_ERROR, STEP_SPAWN, (int32_t)-rc, -1};
-  // The status pipe is at kStatusFd if the moves got that far; otherwise it is still where the parent had it.
-  if (sys(SYS_write, kStatusFd, (long)&m, sizeof m) < 0) sys(SYS_write, x->fds[1], (long)&m, sizeof m);
+  sys(SYS_write, statusFd, (long)&m, sizeof m);
   sys(SYS_exit_group, 127);
   return 127;
 }

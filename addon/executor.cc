@@ -7,6 +7,7 @@
 #include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/filter.h>
+#include <linux/keyctl.h>
 #include <linux/magic.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
@@ -35,6 +36,9 @@
 #endif
 #ifndef MS_REC
 #define MS_REC 16384
+#endif
+#ifndef MS_SLAVE
+#define MS_SLAVE (1 << 19)
 #endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
@@ -178,7 +182,8 @@ int ensureTargetInRoot(int rootFd, const char* path, bool isFile, bool refuseSym
   int dirFd = (int)sysOpenat2(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0);
   closeFd(parent);
   if (dirFd < 0) return dirFd;
-  int created = (int)sysc(SYS_openat, dirFd, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+  // O_EXCL: never open (and so never block on or touch) something another process put there meanwhile.
+  int created = (int)sysc(SYS_openat, dirFd, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (created < 0 && created != -EEXIST) {
     closeFd(dirFd);
     return created;
@@ -269,8 +274,9 @@ void resetSignals(const Ctx& c) {
 
 void setupMounts(const Ctx& c) {
   const Plan& p = c.plan;
-  if (p.rootPropagation) CHECK(c, sysc(SYS_mount, nullptr, "/", nullptr, MS_REC | p.rootPropagation, nullptr),
-                               STEP_MOUNT_PROPAGATION, -1);
+  // Slave first, whatever was asked: nothing mounted below may propagate back into the host's namespace (on a
+  // host whose / is shared, as on every systemd machine). The requested propagation applies after pivot_root.
+  CHECK(c, sysc(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr), STEP_MOUNT_PROPAGATION, -1);
   // Bind the rootfs onto itself so it is a mount point pivot_root accepts, then hold it by fd.
   int tree = (int)sysc(SYS_open_tree, AT_FDCWD, p.rootfs.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
   CHECK(c, tree, STEP_ROOTFS, -1);
@@ -340,6 +346,7 @@ void setupMounts(const Ctx& c) {
   closeFd(rootFd);
   rootFd = (int)sysOpenat2(AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0);
   CHECK(c, rootFd, STEP_PIVOT_ROOT, -1);
+  if (p.rootPropagation) CHECK(c, sysc(SYS_mount, nullptr, "/", nullptr, p.rootPropagation, nullptr), STEP_MOUNT_PROPAGATION, -1);
 
   if (!p.sysctls.empty()) {
     // Before masked and read-only paths cover /proc/sys (as runc orders it). Write through a procfs handle we
@@ -529,6 +536,8 @@ void verifyCwd(const Ctx& c) {
   resetSignals(c);
   // A session of its own, as runc: no controlling terminal shared with the host (TIOCSTI, ^C).
   CHECK(c, sysc(SYS_setsid), STEP_SIGNALS, -1);
+  // And a session keyring of its own: never the keys of the Node process that started it.
+  CHECK(c, sysc(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0), STEP_SIGNALS, -1);
   if (p.parentDeathSignal) CHECK(c, sysc(SYS_prctl, PR_SET_PDEATHSIG, p.parentDeathSignal, 0, 0, 0), STEP_PDEATHSIG, -1);
   joinCgroups(c);
   for (size_t i = 0; i < p.setnsFds.size(); i++) {

@@ -25,10 +25,11 @@ namespace {
 }  // namespace
 
 int main() {
-  // Node's stdio may be close-on-exec, so 0-2 can arrive closed. Fill them with /dev/null: otherwise files the
-  // init opens during setup would get those numbers and be clobbered when stdio is finally set up.
+  // Node's stdio is close-on-exec, so 0-2 arrive closed. Hold them with copies of the (read-only) plan fd until
+  // stdio is set up: otherwise files opened during setup would get those numbers and be clobbered then. Not
+  // /dev/null: a strict device filter may already forbid opening it here.
   for (int fd = 0; fd < 3; fd++) {
-    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && open("/dev/null", O_RDWR) < 0) fail(STEP_PLAN, errno);
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF && dup(kPlanFd) < 0) fail(STEP_STDIO, errno);
   }
   struct stat st;
   if (fstat(kPlanFd, &st) != 0) fail(STEP_PLAN, errno);

@@ -57,3 +57,46 @@ describe('namespaces', () => {
     expect(r.stdout.trim().split('\n')).toEqual([readlinkSync('/proc/self/ns/net'), readlinkSync('/proc/self/ns/uts')]);
   });
 });
+
+describe('mount propagation', () => {
+  it('never leaks container mounts into a caller whose / is shared, whatever the spec asks', async () => {
+    // A systemd host's / is shared. Reproduce that in a mount namespace of our own (unshare --propagation shared)
+    // and run containers from a Node process inside it: its mount table must not change.
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'berth-prop-'));
+    const dist = new URL('../dist/lib/index.js', import.meta.url).pathname;
+    writeFileSync(join(dir, 'probe.mjs'), `
+      import { readFileSync } from 'node:fs';
+      import { Container } from ${JSON.stringify(dist)};
+      const count = () => readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\\n').length;
+      const before = count();
+      const root = ${JSON.stringify(join(dir, 'state'))};
+      await Container.run({ root, rootfs: ${JSON.stringify(BUSYBOX)}, cmd: ['true'] });
+      for (const propagation of ['rshared', 'shared', 'rslave', 'private']) {
+        const spec = {
+          ociVersion: '1.0.2',
+          process: { user: { uid: 0, gid: 0 }, args: ['true'], cwd: '/' },
+          root: { path: ${JSON.stringify(BUSYBOX)} },
+          mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+          linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }], rootfsPropagation: propagation },
+        };
+        const c = await Container.createFromSpec(spec, { root, stdout: 'ignore', stderr: 'ignore' });
+        await c.start();
+        const exit = await c.wait();
+        await c.remove();
+        if (exit.exitCode !== 0) throw new Error(propagation + ' exited ' + exit.exitCode);
+      }
+      console.log(before + ' ' + count());
+    `);
+    try {
+      const out = execFileSync('unshare', ['-m', '--propagation', 'shared', process.execPath, join(dir, 'probe.mjs')], { encoding: 'utf8' });
+      const [before, after] = out.trim().split(' ');
+      expect(after).toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

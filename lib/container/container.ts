@@ -16,6 +16,7 @@ import {
 } from '../errors.js';
 import { native, type NativePlan, type StatusMessage } from '../native.js';
 import type { Cgroup, CgroupStats } from './cgroup/driver.js';
+import { DOCKER_DEFAULT_DEVICE_RULES } from './cgroup/devices.js';
 import { DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT } from './defaults.js';
 import { openEngine, removeLeftovers, type Engine } from './engine.js';
 import { parseContainerOptions, type ContainerOptions, type ValidContainerOptions } from './options.js';
@@ -336,7 +337,10 @@ export class Container implements AsyncDisposable {
       engine.root.reserveName(name, id);
       undo.push(() => engine.root.releaseName(name, id));
 
-      const cgroup = engine.cgroups.create(id, spec.linux?.resources ?? {});
+      // Every container gets device rules: Docker's, unless the spec brings its own.
+      const resources = { ...(spec.linux?.resources ?? {}) };
+      resources.devices ??= DOCKER_DEFAULT_DEVICE_RULES.map((r) => ({ ...r }));
+      const cgroup = engine.cgroups.create(id, resources);
       undo.push(() => cgroup.destroy());
 
       const state: ContainerState = {

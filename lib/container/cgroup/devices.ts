@@ -44,14 +44,24 @@ function checkRule(r: DeviceRule): void {
   }
 }
 
-/** v1: the lines to write, in order, each to `devices.allow` or `devices.deny`. */
+/**
+ * v1: the lines to write, in order, each to `devices.allow` or `devices.deny`. The kernel reads a type-`a` line as
+ * "every device, every access", so an `a` rule narrowed by numbers or access is written as its `c` and `b` halves.
+ * (Unlike the v2 program, the v1 controller keeps an exact allow that a later wildcard deny covers: that is the
+ * kernel's semantics.)
+ */
 export function v1DeviceLines(rules: readonly DeviceRule[]): { file: 'devices.allow' | 'devices.deny'; line: string }[] {
-  return rules.map((r) => {
+  const out: { file: 'devices.allow' | 'devices.deny'; line: string }[] = [];
+  for (const r of rules) {
     checkRule(r);
+    const file = r.allow ? 'devices.allow' : 'devices.deny';
     const type = r.type ?? 'a';
-    const line = type === 'a' ? 'a' : `${type} ${r.major ?? '*'}:${r.minor ?? '*'} ${r.access ?? 'rwm'}`;
-    return { file: r.allow ? 'devices.allow' : 'devices.deny', line };
-  });
+    const access = r.access ?? 'rwm';
+    const numbers = `${r.major ?? '*'}:${r.minor ?? '*'}`;
+    if (type === 'a' && numbers === '*:*' && access.length === 3) out.push({ file, line: 'a' });
+    else for (const t of type === 'a' ? ['c', 'b'] : [type]) out.push({ file, line: `${t} ${numbers} ${access}` });
+  }
+  return out;
 }
 
 // eBPF encoding (struct bpf_insn: u8 code, u8 dst:4|src:4, s16 off, s32 imm).
@@ -62,55 +72,91 @@ const RSH_K = 0x77; // BPF_ALU64 | BPF_RSH | BPF_K
 const MOV_X = 0xbf; // BPF_ALU64 | BPF_MOV | BPF_X
 const MOV_K = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
 const JNE_K = 0x55; // BPF_JMP | BPF_JNE | BPF_K
+const JEQ_K = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const JA = 0x05; // BPF_JMP | BPF_JA
 const EXIT = 0x95; // BPF_JMP | BPF_EXIT
 
 const ACCESS_BITS: Record<string, number> = { m: 1, r: 2, w: 4 }; // BPF_DEVCG_ACC_*
 const TYPE_BITS = { b: 1, c: 2 } as const; // BPF_DEVCG_DEV_*
 
-type Insn = [code: number, dst: number, src: number, off: number, imm: number];
+/** An instruction whose jump offset may still be a label to resolve. */
+interface Insn {
+  code: number;
+  dst: number;
+  src: number;
+  imm: number;
+  jump?: string;
+}
+
+function accessMask(access: string | undefined): number {
+  return [...(access ?? 'rwm')].reduce((bits, ch) => bits | ACCESS_BITS[ch]!, 0);
+}
 
 /**
- * v2: an eBPF program equivalent to the rules (the last matching rule decides; no match denies). Its context is
+ * v2: an eBPF program with the rules' meaning (for each requested access bit the last matching rule decides, and
+ * no match denies; an open is allowed only if every bit it asks for is). Its context is
  * struct bpf_cgroup_dev_ctx { u32 access_type (access << 16 | type); u32 major; u32 minor; }.
  */
 export function deviceFilterProgram(rules: readonly DeviceRule[]): Buffer {
-  const insns: Insn[] = [
-    [LDX_W, R2, R1, 0, 0],
-    [AND_K, R2, 0, 0, 0xffff], // r2 = device type
-    [LDX_W, R3, R1, 0, 0],
-    [RSH_K, R3, 0, 0, 16], // r3 = requested access
-    [LDX_W, R4, R1, 4, 0], // r4 = major
-    [LDX_W, R5, R1, 8, 0], // r5 = minor
+  rules.forEach(checkRule);
+  const insns: (Insn | { label: string })[] = [
+    { code: LDX_W, dst: R2, src: R1, imm: 0 },
+    { code: AND_K, dst: R2, src: 0, imm: 0xffff }, // r2 = device type
+    { code: LDX_W, dst: R3, src: R1, imm: 0 },
+    { code: RSH_K, dst: R3, src: 0, imm: 16 }, // r3 = requested access bits
+    { code: LDX_W, dst: R4, src: R1, imm: 0 }, // placeholder, fixed below to read major at offset 4
+    { code: LDX_W, dst: R5, src: R1, imm: 0 }, // minor at offset 8
   ];
-  // Evaluated last rule first, so the first match is the rule that would have won.
-  for (const r of [...rules].reverse()) {
-    checkRule(r);
-    const checks: Insn[] = [];
-    const type = r.type ?? 'a';
-    if (type !== 'a') checks.push([JNE_K, R2, 0, 0, TYPE_BITS[type]]);
-    const access = [...(r.access ?? 'rwm')].reduce((bits, ch) => bits | ACCESS_BITS[ch]!, 0);
-    if (access !== 7) checks.push([MOV_X, R0, R3, 0, 0], [AND_K, R0, 0, 0, ~access & 7], [JNE_K, R0, 0, 0, 0]);
-    if (r.major !== undefined && r.major !== null) checks.push([JNE_K, R4, 0, 0, r.major]);
-    if (r.minor !== undefined && r.minor !== null) checks.push([JNE_K, R5, 0, 0, r.minor]);
-    // Each JNE skips to the next rule: past the remaining checks and this rule's two-instruction verdict.
-    checks.forEach((insn, i) => {
-      if (insn[0] === JNE_K) insn[3] = checks.length - i - 1 + 2;
+  const offsets = new Map<Insn, number>([[insns[4] as Insn, 4], [insns[5] as Insn, 8]]);
+  const deny = (): Insn[] => [{ code: MOV_K, dst: R0, src: 0, imm: 0 }, { code: EXIT, dst: 0, src: 0, imm: 0 }];
+  for (const bit of [1, 2, 4]) {
+    const next = `bit${bit}`;
+    // Not asked for: nothing to decide for this bit.
+    insns.push({ code: MOV_X, dst: R0, src: R3, imm: 0 }, { code: AND_K, dst: R0, src: 0, imm: bit });
+    insns.push({ code: JEQ_K, dst: R0, src: 0, imm: 0, jump: next });
+    let decided = false;
+    const relevant = [...rules].reverse().filter((r) => (accessMask(r.access) & bit) !== 0);
+    relevant.forEach((r, i) => {
+      if (decided) return;
+      const skip = `${next}-rule${i}`;
+      const type = r.type ?? 'a';
+      const checks: Insn[] = [];
+      if (type !== 'a') checks.push({ code: JNE_K, dst: R2, src: 0, imm: TYPE_BITS[type], jump: skip });
+      if (r.major !== undefined && r.major !== null) checks.push({ code: JNE_K, dst: R4, src: 0, imm: r.major, jump: skip });
+      if (r.minor !== undefined && r.minor !== null) checks.push({ code: JNE_K, dst: R5, src: 0, imm: r.minor, jump: skip });
+      insns.push(...checks);
+      // The last matching rule decides this bit: allow → on to the next bit; deny → done.
+      if (r.allow) insns.push({ code: JA, dst: 0, src: 0, imm: 0, jump: next });
+      else insns.push(...deny());
+      if (checks.length > 0) insns.push({ label: skip });
+      else decided = true; // matches everything: later rules would be unreachable (the verifier refuses dead code)
     });
-    insns.push(...checks, [MOV_K, R0, 0, 0, r.allow ? 1 : 0], [EXIT, 0, 0, 0, 0]);
-    // A rule that matches everything decides alone: anything after it would be unreachable (the verifier refuses).
-    if (checks.length === 0) return encode(insns);
+    if (!decided) insns.push(...deny());
+    insns.push({ label: next });
   }
-  insns.push([MOV_K, R0, 0, 0, 0], [EXIT, 0, 0, 0, 0]);
-  return encode(insns);
+  insns.push({ code: MOV_K, dst: R0, src: 0, imm: 1 }, { code: EXIT, dst: 0, src: 0, imm: 0 });
+  return encode(insns, offsets);
 }
 
-function encode(insns: readonly Insn[]): Buffer {
-  const buf = Buffer.alloc(insns.length * 8);
-  insns.forEach(([code, dst, src, off, imm], i) => {
-    buf.writeUInt8(code, i * 8);
-    buf.writeUInt8((src << 4) | dst, i * 8 + 1);
+function encode(items: readonly (Insn | { label: string })[], loadOffsets: Map<Insn, number>): Buffer {
+  const labels = new Map<string, number>();
+  const code: Insn[] = [];
+  for (const item of items) {
+    if ('label' in item) labels.set(item.label, code.length);
+    else code.push(item);
+  }
+  const buf = Buffer.alloc(code.length * 8);
+  code.forEach((insn, i) => {
+    let off = loadOffsets.get(insn) ?? 0;
+    if (insn.jump !== undefined) {
+      const target = labels.get(insn.jump);
+      if (target === undefined) throw new Error(`device filter: unresolved label ${insn.jump}`);
+      off = target - i - 1;
+    }
+    buf.writeUInt8(insn.code, i * 8);
+    buf.writeUInt8((insn.src << 4) | insn.dst, i * 8 + 1);
     buf.writeInt16LE(off, i * 8 + 2);
-    buf.writeInt32LE(imm | 0, i * 8 + 4);
+    buf.writeInt32LE(insn.imm | 0, i * 8 + 4);
   });
   return buf;
 }

@@ -237,7 +237,9 @@ function writeResources(placements: readonly Placement[], { memory, cpu, pids, d
   const dirOf = (controller: string): string | undefined =>
     placements.find((p) => p.hierarchy.controllers.includes(controller))?.dir;
   const devicesDir = dirOf('devices');
-  if (devices !== undefined && devicesDir !== undefined) {
+  if (devices !== undefined) {
+    // Device rules are a security boundary: without the controller they cannot be enforced, so refuse to run.
+    if (devicesDir === undefined) throw new CgroupError('cgroup: the devices controller is not mounted, so device rules cannot be enforced');
     for (const { file, line } of v1DeviceLines(devices)) writeValue(path.join(devicesDir, file), line);
   }
   const memoryDir = dirOf('memory');
