@@ -8,11 +8,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync,
+  closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { NameConflictError } from '../errors.js';
+import { BerthError, NameConflictError } from '../errors.js';
+import { native } from '../native.js';
 
 /** The default state root for root: `/var/lib/berth`; `BERTH_ROOT` overrides it. */
 export function defaultRoot(): string {
@@ -144,14 +145,32 @@ export class StateRoot {
       }
       const holder = this.nameOwner(name);
       if (holder && existsSync(this.containerDir(holder))) throw new NameConflictError(name, holder);
-      // Stale: its container is gone. Remove only if it still points where we looked.
-      try {
-        if (readlinkSync(link) === holder) unlinkSync(link);
-      } catch {
-        // raced with another process; retry
-      }
+      // Stale: its container is gone. Reclaim it under the names lock, so that between checking where the link
+      // points and unlinking it no other process can have replaced it with a fresh one.
+      this.#withNamesLock(() => {
+        try {
+          if (readlinkSync(link) === holder && !existsSync(this.containerDir(holder ?? ''))) unlinkSync(link);
+        } catch {
+          // already gone
+        }
+      });
     }
     throw new NameConflictError(name, this.nameOwner(name) ?? 'unknown');
+  }
+
+  /** Runs `f` holding an exclusive lock on the names directory (a short critical section; spins briefly). */
+  #withNamesLock(f: () => void): void {
+    const fd = openSync(join(this.path, 'names.lock'), 'a', 0o600);
+    try {
+      const deadline = Date.now() + 2000;
+      while (!native.flock(fd, true)) {
+        if (Date.now() > deadline) throw new BerthError('ERR_LOCK_TIMEOUT', `timed out waiting for ${this.path}/names.lock`);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      }
+      f();
+    } finally {
+      closeSync(fd); // releases the lock
+    }
   }
 
   /** Names (in the names directory) that point to `id`. */
