@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <linux/openat2.h>
 #include <linux/sched.h>
 #include <napi.h>
 #include <signal.h>
@@ -550,6 +551,27 @@ Napi::Value AttachDeviceFilter(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Opens `path` inside the directory `root` the way the container would see it: symlinks followed but never out
+// of the root (openat2 RESOLVE_IN_ROOT), no magic links, never blocking on a FIFO. Read-only.
+Napi::Value OpenInRoot(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string root = info[0].As<Napi::String>().Utf8Value();
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  int rootFd = open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootFd < 0) throw errnoError(env, "open root", errno);
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  const char* rel = path.c_str();
+  while (*rel == '/') rel++;
+  int fd = (int)syscall(SYS_openat2, rootFd, *rel ? rel : ".", &how, sizeof how);
+  int e = errno;
+  close(rootFd);
+  if (fd < 0) throw errnoError(env, "openat2", e);
+  return Napi::Number::New(env, fd);
+}
+
 Napi::Value StepNames(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array out = Napi::Array::New(env, STEP_COUNT);
@@ -633,6 +655,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("flock", Napi::Function::New(env, Flock));
   exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter));
+  exports.Set("openInRoot", Napi::Function::New(env, OpenInRoot));
   exports.Set("stepNames", Napi::Function::New(env, StepNames));
   exports.Set("Poller", Poller::Init(env));
   return exports;

@@ -60,8 +60,9 @@ struct Reader {
   template <typename T, typename F>
   void list(std::vector<T>& xs, F each) {
     uint32_t n = 0;
-    // Each element takes at least one byte: a count beyond the remaining bytes is corrupt, not a huge alloc.
-    if (!raw(&n, 4) || n > (size_t)(end - p)) { ok = false; return; }
+    // Every element type in a plan encodes to at least 4 bytes: a count beyond that is corrupt, and refusing it
+    // keeps a damaged plan from turning into a huge allocation.
+    if (!raw(&n, 4) || (size_t)n > (size_t)(end - p) / 4) { ok = false; return; }
     xs.resize(n);
     for (auto& x : xs) {
       if (!ok) return;

@@ -113,6 +113,7 @@ interface Binding {
   pipe(): [number, number];
   flock(fd: number, exclusive: boolean): boolean;
   attachDeviceFilter(cgroupFd: number, program: Buffer): void;
+  openInRoot(root: string, path: string): number;
   stepNames(): string[];
   Poller: new (fd: number, callback: (status: number) => void) => Poller;
 }
@@ -171,6 +172,8 @@ export const native = {
   pipe: (): [number, number] => load().pipe(),
   flock: (fd: number, exclusive: boolean): boolean => load().flock(fd, exclusive),
   stepNames: (): string[] => load().stepNames(),
+  /** Opens a file read-only as seen from inside `root` (symlinks confined to it, no FIFO blocking). */
+  openInRoot: (root: string, path: string): number => load().openInRoot(root, path),
   /** Loads an eBPF device filter and attaches it to a cgroup v2 directory fd. */
   attachDeviceFilter: (cgroupFd: number, program: Buffer): void => load().attachDeviceFilter(cgroupFd, program),
   /** Calls `callback` once, on the event loop, when `fd` becomes readable (a pidfd: the process exited). */
