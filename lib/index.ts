@@ -47,3 +47,9 @@ export {
   RootfsError,
   UnsupportedError,
 } from './errors.js';
+export { Image, ImageNotFoundError, type ImageInfo, type ImageSummary } from './image/image.js';
+export { PlatformNotFoundError, type PullEvent, type PullOptions } from './image/pull.js';
+export { parseReference, InvalidReferenceError, type ImageReference } from './image/reference.js';
+export { RegistryError, type RegistryOptions } from './image/registry.js';
+export { RegistryAuthError } from './image/auth-errors.js';
+export { DigestMismatchError, SizeMismatchError } from './image/errors.js';

@@ -1,11 +1,10 @@
 // The registry client against Debian's docker-registry: manifests and blobs, auth modes, mirrors, redirects that
 // drop credentials, retries on 5xx and dropped connections.
 import { createHash } from 'node:crypto';
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest } from '../lib/image/manifest.js';
 import { endpointsFor, isLoopback, RegistryClient, RegistryError } from '../lib/image/registry.js';
+import { proxy } from './helpers/proxy.js';
 import { pushBusybox, startRegistry, type Registry } from './helpers/registry.js';
 
 let plain: Registry;
@@ -42,38 +41,6 @@ async function drain(body: AsyncIterable<Uint8Array>): Promise<{ size: number; d
     size += chunk.length;
   }
   return { size, digest: `sha256:${h.digest('hex')}` };
-}
-
-/** An HTTP proxy in front of a registry that can fail requests, cut blobs short, or redirect blobs elsewhere. */
-async function proxy(target: string, behave: (req: { url: string; n: number; auth: string | undefined }) => 'pass' | 'fail' | 'cut' | { redirect: string }) {
-  let n = 0;
-  const seen: { url: string; auth: string | undefined }[] = [];
-  const server: Server = createServer((req, res) => {
-    const info = { url: req.url ?? '', n: n++, auth: req.headers.authorization };
-    seen.push({ url: info.url, auth: info.auth });
-    const action = behave(info);
-    if (action === 'fail') {
-      res.writeHead(503).end('{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}');
-      return;
-    }
-    if (typeof action === 'object') {
-      res.writeHead(307, { location: action.redirect }).end();
-      return;
-    }
-    const up = httpRequest(`${target}${req.url}`, { method: req.method, headers: { ...req.headers, host: new URL(target).host } }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      if (action === 'cut') {
-        res.flushHeaders();
-        upRes.once('data', (chunk: Buffer) => {
-          res.write(chunk.subarray(0, Math.min(chunk.length, 100)), () => setTimeout(() => res.destroy(), 10));
-        });
-      } else upRes.pipe(res);
-    });
-    req.pipe(up);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, host: new URL(url).host, seen, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
 describe('endpoints', () => {
