@@ -46,19 +46,14 @@ import {
   StoreLayoutError,
   StoreLockTimeoutError,
 } from './errors.js';
+import { INDEX_TYPES, MANIFEST_TYPES, MEDIA_TYPES } from './media-types.js';
 import { isValidDigest, parseReference } from './reference.js';
 
 /** The annotation that names a manifest in an OCI layout's index.json; berth's tags live here. */
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 
 const LAYOUT_VERSION = '1.0.0';
-const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
-// Media types whose blobs are JSON that refers to other blobs (what gc follows).
-const INDEX_TYPES = new Set([INDEX_MEDIA_TYPE, 'application/vnd.docker.distribution.manifest.list.v2+json']);
-const MANIFEST_TYPES = new Set([
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-]);
+const INDEX_MEDIA_TYPE = MEDIA_TYPES.ociIndex;
 /** A pull stores blobs before it tags the manifest; gc leaves blobs this young alone so it never races one. */
 const GC_GRACE_MS = 10 * 60_000;
 /** Temp files untouched this long belong to a writer that died. */
@@ -68,27 +63,11 @@ const MAX_JSON_BYTES = 32 * 1024 * 1024;
 const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
 const HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
 
-/** The platform a manifest in an index is for (OCI image index `platform`). */
-export interface Platform {
-  architecture: string;
-  os: string;
-  variant?: string;
-  'os.version'?: string;
-  'os.features'?: string[];
-  [key: string]: unknown;
-}
-
-/** An OCI content descriptor: what a blob is, its digest and its size. */
-export interface Descriptor {
-  mediaType: string;
-  /** `sha256:<64 hex>` (or `sha512:<128 hex>`). */
-  digest: string;
-  /** Size in bytes. */
-  size: number;
-  platform?: Platform;
-  annotations?: Record<string, string>;
-  [key: string]: unknown;
-}
+/** An OCI content descriptor and its platform (the manifest module's validated shapes). */
+export type { Descriptor } from './manifest.js';
+import type { Descriptor } from './manifest.js';
+/** The platform of a descriptor. */
+export type Platform = NonNullable<Descriptor['platform']>;
 
 /** One tag of the store: the normalized reference and the manifest (or index) descriptor it points to. */
 export interface TaggedImage {
