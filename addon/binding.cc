@@ -18,6 +18,7 @@
 
 
 #include "clone.h"
+#include "layer.h"
 #include "plan.h"
 #include "rawsys.h"
 
@@ -657,6 +658,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter));
   exports.Set("openInRoot", Napi::Function::New(env, OpenInRoot));
   exports.Set("stepNames", Napi::Function::New(env, StepNames));
+  exports.Set("layerOpenRoot", Napi::Function::New(env, LayerOpenRoot));
+  exports.Set("layerApply", Napi::Function::New(env, LayerApply));
   exports.Set("Poller", Poller::Init(env));
   return exports;
 }

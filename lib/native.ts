@@ -97,6 +97,58 @@ export interface ExitStatus {
   signal: number;
 }
 
+/** Kinds of {@link LayerOp} (must match `OpKind` in addon/layer.cc). */
+export const LayerOpKind = {
+  dir: 1,
+  file: 2,
+  fileData: 3,
+  symlink: 4,
+  hardlink: 5,
+  node: 6,
+  whiteout: 7,
+  opaque: 8,
+  dirTimes: 9,
+} as const;
+
+/**
+ * One filesystem operation of a layer, performed by the addon relative to the snapshot's directory fd. Paths are
+ * relative and already lexically clean (no `..`, no leading `/`; `.` is the snapshot root). Short keys keep the
+ * per-entry N-API cost down.
+ */
+export interface LayerOp {
+  /** A {@link LayerOpKind}. */
+  k: number;
+  /** Path of the entry inside the snapshot. */
+  p: string;
+  /** Symlink text, or a hardlink's target path (relative, clean). */
+  l?: string;
+  /** Permission bits (07777), plus the S_IFMT type bits for device nodes and fifos. */
+  m?: number;
+  u?: number;
+  g?: number;
+  /** Device major / minor. */
+  ma?: number;
+  mi?: number;
+  /** mtime, seconds and nanoseconds. */
+  t?: number;
+  n?: number;
+  /** File ops: true when this op carries the file's last bytes (the file is then finished and closed). */
+  f?: boolean;
+  /** Extended attributes as a flat list: name, value, name, value... */
+  x?: (string | Uint8Array)[];
+  /** File data, written in order. The buffers must not be modified until the batch settles. */
+  d?: Uint8Array[];
+  /** Flat-mode opaque directories: names of children written by this layer, which survive. */
+  keep?: string[];
+}
+
+/** How a batch of layer ops failed: `index` is the op, `syscall` the step, `errno` the reason. */
+export interface LayerApplyFailure extends Error {
+  errno?: number;
+  syscall?: string;
+  index?: number;
+}
+
 interface Poller {
   close(): void;
   ref(): void;
@@ -115,6 +167,8 @@ interface Binding {
   attachDeviceFilter(cgroupFd: number, program: Buffer): void;
   openInRoot(root: string, path: string): number;
   stepNames(): string[];
+  layerOpenRoot(path: string): number;
+  layerApply(rootFd: number, ops: LayerOp[], pendingFd: number, flat: boolean): Promise<number>;
   Poller: new (fd: number, callback: (status: number) => void) => Poller;
 }
 
@@ -176,6 +230,16 @@ export const native = {
   openInRoot: (root: string, path: string): number => load().openInRoot(root, path),
   /** Loads an eBPF device filter and attaches it to a cgroup v2 directory fd. */
   attachDeviceFilter: (cgroupFd: number, program: Buffer): void => load().attachDeviceFilter(cgroupFd, program),
+  /** Opens the snapshot directory a layer is applied to; every {@link native.layerApply} op is relative to it. */
+  layerOpenRoot: (path: string): number => load().layerOpenRoot(path),
+  /**
+   * Performs a batch of layer ops on the thread pool, in order. `pendingFd` is the file the previous batch left
+   * open (-1 if none); resolves with the file this batch leaves open for the next one. `flat` applies whiteouts by
+   * deleting instead of recording them for overlayfs. Rejects with a {@link LayerApplyFailure}; the fd of a file
+   * left open is then closed.
+   */
+  layerApply: (rootFd: number, ops: LayerOp[], pendingFd: number, flat: boolean): Promise<number> =>
+    load().layerApply(rootFd, ops, pendingFd, flat),
   /** Calls `callback` once, on the event loop, when `fd` becomes readable (a pidfd: the process exited). */
   onReadable: (fd: number, callback: (status: number) => void): Poller => new (load().Poller)(fd, callback),
 };

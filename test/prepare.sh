@@ -12,7 +12,7 @@ fi
 
 need=()
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
-for pkg in docker-registry skopeo umoci apache2-utils openssl; do
+for pkg in docker-registry skopeo umoci apache2-utils openssl zstd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
