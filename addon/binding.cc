@@ -123,6 +123,12 @@ void planFromJs(const Reader& r, Plan& p) {
   p.mountNamespace = r.has("rootfs");
   p.rootfs = r.str("rootfs");
   p.rootPropagation = r.u64("rootPropagation");
+  if (r.has("overlay")) {
+    Reader o{r.env, r.get("overlay").As<Napi::Object>()};
+    p.overlayLowers = strings(o, "lowers");
+    p.overlayUpper = o.str("upper");
+    p.overlayWork = o.str("work");
+  }
   Napi::Array mounts = r.arr("mounts");
   for (uint32_t i = 0; i < mounts.Length(); i++) {
     Reader m = r.at(mounts, i);

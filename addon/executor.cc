@@ -256,6 +256,22 @@ int makeReadonlyTmpfs() {
   return fd;
 }
 
+// Builds the overlay with one fsconfig call per lower layer ("lowerdir+", Linux 6.8): no option string to outgrow
+// a page, however many layers the image has.
+int makeOverlay(const Plan& p) {
+  int fsfd = (int)sysc(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+  if (fsfd < 0) return fsfd;
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < p.overlayLowers.size(); i++)
+    rc = (int)sysc(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "lowerdir+", p.overlayLowers[i].c_str(), 0);
+  if (rc == 0) rc = (int)sysc(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "upperdir", p.overlayUpper.c_str(), 0);
+  if (rc == 0) rc = (int)sysc(SYS_fsconfig, fsfd, FSCONFIG_SET_STRING, "workdir", p.overlayWork.c_str(), 0);
+  if (rc == 0) rc = (int)sysc(SYS_fsconfig, fsfd, FSCONFIG_CMD_CREATE, nullptr, nullptr, 0);
+  int fd = rc < 0 ? rc : (int)sysc(SYS_fsmount, fsfd, FSMOUNT_CLOEXEC, 0);
+  closeFd(fsfd);
+  return fd;
+}
+
 void resetSignals(const Ctx& c) {
   struct KernelSigaction {
     void* handler;
@@ -277,11 +293,19 @@ void setupMounts(const Ctx& c) {
   // Slave first, whatever was asked: nothing mounted below may propagate back into the host's namespace (on a
   // host whose / is shared, as on every systemd machine). The requested propagation applies after pivot_root.
   CHECK(c, sysc(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr), STEP_MOUNT_PROPAGATION, -1);
-  // Bind the rootfs onto itself so it is a mount point pivot_root accepts, then hold it by fd.
-  int tree = (int)sysc(SYS_open_tree, AT_FDCWD, p.rootfs.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-  CHECK(c, tree, STEP_ROOTFS, -1);
-  CHECK(c, sysc(SYS_move_mount, tree, "", AT_FDCWD, p.rootfs.c_str(), MOVE_MOUNT_F_EMPTY_PATH), STEP_ROOTFS, -1);
-  closeFd(tree);
+  if (!p.overlayLowers.empty()) {
+    // An image's rootfs: its snapshots as overlay lower layers under the container's own upper directory.
+    int tree = makeOverlay(p);
+    CHECK(c, tree, STEP_ROOTFS, -1);
+    CHECK(c, sysc(SYS_move_mount, tree, "", AT_FDCWD, p.rootfs.c_str(), MOVE_MOUNT_F_EMPTY_PATH), STEP_ROOTFS, -1);
+    closeFd(tree);
+  } else {
+    // Bind the rootfs onto itself so it is a mount point pivot_root accepts, then hold it by fd.
+    int tree = (int)sysc(SYS_open_tree, AT_FDCWD, p.rootfs.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    CHECK(c, tree, STEP_ROOTFS, -1);
+    CHECK(c, sysc(SYS_move_mount, tree, "", AT_FDCWD, p.rootfs.c_str(), MOVE_MOUNT_F_EMPTY_PATH), STEP_ROOTFS, -1);
+    closeFd(tree);
+  }
   int rootFd = (int)sysOpenat2(AT_FDCWD, p.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0);
   CHECK(c, rootFd, STEP_ROOTFS, -1);
 

@@ -129,6 +129,11 @@ struct Plan {
   bool mountNamespace = false;  // whether to do any filesystem work at all
   uint64_t rootPropagation = 0;   // applied recursively to "/" before anything else
   std::string rootfs;
+  // When set, the rootfs is an overlay of these lower directories (top-most first) with upper/work dirs, mounted
+  // on `rootfs` (an empty directory) instead of binding `rootfs` itself.
+  std::vector<std::string> overlayLowers;
+  std::string overlayUpper;
+  std::string overlayWork;
   std::vector<Mount> mounts;
   std::vector<Device> devices;
   std::vector<Symlink> symlinks;
@@ -171,6 +176,7 @@ void visitPlan(V& v, Plan& p) {
   v(p.stdioFds[0]); v(p.stdioFds[1]); v(p.stdioFds[2]);
   v(p.hasHostname); v(p.hostname); v(p.hasDomainname); v(p.domainname);
   v(p.mountNamespace); v(p.rootPropagation); v(p.rootfs);
+  v(p.overlayLowers); v(p.overlayUpper); v(p.overlayWork);
   v.list(p.mounts, [&](Mount& m) {
     uint32_t kind = m.kind;
     v(kind);

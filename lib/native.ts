@@ -42,6 +42,8 @@ export interface NativePlan {
   domainname?: string;
   rootfs?: string;
   rootPropagation?: bigint;
+  /** An image rootfs: overlay of `lowers` (top-most first) with `upper`/`work`, mounted on `rootfs`. */
+  overlay?: { lowers: string[]; upper: string; work: string };
   mounts?: NativeMount[];
   devices?: { path: string; mode: number; major: number; minor: number; uid: number; gid: number }[];
   symlinks?: { target: string; path: string }[];

@@ -9,6 +9,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import {
   AbortError,
+  InvalidOptionsError,
   ContainerNotFoundError,
   ContainerStartError,
   ContainerStateError,
@@ -27,6 +28,7 @@ import {
 } from './state.js';
 import { collect, prepareStdio, safeClose, type StdioOption } from './stdio.js';
 import { resolveUser } from './user.js';
+import { applyImageConfig, layeredReader, overlayDirs, prepareImage, type ImageRootfs } from './image-rootfs.js';
 
 /** How a container's process ended. */
 export interface ExitInfo {
@@ -321,15 +323,30 @@ export class Container implements AsyncDisposable {
   ): Promise<Container> {
     if (signal?.aborted) throw new AbortError();
     const engine = await openEngine(rootPath);
-    checkRootfs(o.rootfs);
     const id = newContainerId();
     const name = o.name ?? `berth-${id.slice(0, 12)}`;
-    const user = rawSpec ? undefined : resolveUser(o.rootfs, o.user, o.groupAdd);
-    const spec = rawSpec ?? specFromOptions(o, { id, user: user! });
-
     const owner = selfIdentity();
+    let image: ImageRootfs | undefined;
+    if (o.image !== undefined) {
+      image = await prepareImage(o, engine.root.path, signal);
+      o = applyImageConfig(o, image.image);
+      if (o.entrypoint!.length + o.cmd!.length === 0) {
+        throw new InvalidOptionsError('container options', [{ path: 'cmd', message: `the image ${o.image} has no command: give cmd` }]);
+      }
+    } else checkRootfs(o.rootfs!);
     engine.root.createContainerDir(id, owner);
     const undo: (() => void | Promise<void>)[] = [() => void engine.root.removeContainerDir(id)];
+    let overlay: ReturnType<typeof overlayDirs> | undefined;
+    let spec: OciSpec;
+    try {
+      if (image) overlay = overlayDirs(engine.root.containerDir(id), image.lowers);
+      const containerRoot = overlay?.rootPath ?? o.rootfs!;
+      const user = rawSpec ? undefined : resolveUser(image ? layeredReader(image.lowers) : containerRoot, o.user, o.groupAdd);
+      spec = rawSpec ?? specFromOptions(o, { id, user: user!, rootPath: containerRoot });
+    } catch (e) {
+      engine.root.removeContainerDir(id);
+      throw e;
+    }
     const cleanup = async () => {
       for (const f of undo.reverse()) await f();
     };
@@ -378,6 +395,7 @@ export class Container implements AsyncDisposable {
           parentDeathSignal: o.detached ? 0 : 9,
           waitForStart,
           createCwd: !rawSpec,
+          ...(overlay ? { rootfsOverlay: overlay.overlay } : {}),
         });
         spawned = spawnOrExplain(plan);
       } catch (e) {

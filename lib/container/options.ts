@@ -123,8 +123,20 @@ const ulimitName = z.enum([
 /** The options of `Container.create()`. See the README's API tour for examples. */
 export const containerOptionsSchema = z
   .strictObject({
-    /** Host directory holding the root filesystem. */
-    rootfs: absolutePath,
+    /** Host directory holding the root filesystem (or use `image`). */
+    rootfs: absolutePath.optional(),
+    /** An image reference (`busybox`, `localhost:5000/app:v1`): its layers become the rootfs, its config the defaults. */
+    image: z.string().min(1).optional(),
+    /** When to pull `image`: when it is missing (default), always, or never. */
+    pull: z.enum(['missing', 'always', 'never']).optional(),
+    /** Registry settings for pulling `image`. */
+    registry: z
+      .strictObject({
+        mirrors: z.array(z.string().url()).optional(),
+        insecureRegistries: z.array(z.string()).optional(),
+        platform: z.string().optional(),
+      })
+      .optional(),
     /** The command; with `entrypoint`, the arguments to it (as Docker's CMD). */
     cmd: z.array(z.string().refine((s) => !s.includes('\0'), 'must not contain NUL bytes')).optional(),
     /** Prepended to `cmd` (as Docker's ENTRYPOINT). */
@@ -186,11 +198,15 @@ export const containerOptionsSchema = z
     /** Namespaced kernel parameters, e.g. `{ 'net.ipv4.ip_forward': '1' }`. */
     sysctls: z.record(z.string(), z.string()).optional(),
   })
-  .refine((o) => o.cmd !== undefined || o.entrypoint !== undefined, {
+  .refine((o) => (o.rootfs === undefined) !== (o.image === undefined), {
+    message: 'give exactly one of rootfs (a directory) and image (a reference)',
+    path: ['rootfs'],
+  })
+  .refine((o) => o.image !== undefined || o.cmd !== undefined || o.entrypoint !== undefined, {
     message: 'cmd (or entrypoint) is required: there is no image to take a default command from',
     path: ['cmd'],
   })
-  .refine((o) => [...(o.entrypoint ?? []), ...(o.cmd ?? [])].length > 0, {
+  .refine((o) => o.image !== undefined || [...(o.entrypoint ?? []), ...(o.cmd ?? [])].length > 0, {
     message: 'the command must not be empty',
     path: ['cmd'],
   });
@@ -271,9 +287,19 @@ export interface UlimitOption {
 
 /** The options of `Container.create()` and `Container.run()`. Names follow `docker run`'s flags. */
 export interface ContainerOptions {
-  /** Host directory holding the root filesystem (absolute). */
-  rootfs: string;
-  /** The command; with `entrypoint`, its arguments (Docker's CMD). */
+  /** Host directory holding the root filesystem (absolute). Exactly one of `rootfs` and `image`. */
+  rootfs?: string;
+  /**
+   * An image reference (`busybox`, `localhost:5000/app:v1`), pulled if missing: its layers (unpacked once, shared)
+   * under a per-container overlay become the rootfs, and its config supplies the defaults (Entrypoint, Cmd, Env,
+   * WorkingDir, User, StopSignal), as `docker run` does.
+   */
+  image?: string;
+  /** When to pull `image`: `missing` (default), `always`, `never`. */
+  pull?: 'missing' | 'always' | 'never';
+  /** Registry settings for pulling `image`: mirrors for docker.io, plain-HTTP registries, the platform. */
+  registry?: { mirrors?: string[]; insecureRegistries?: string[]; platform?: string };
+  /** The command; with `entrypoint`, its arguments (Docker's CMD). Replaces the image's Cmd. */
   cmd?: string[];
   /** Prepended to `cmd` (Docker's ENTRYPOINT). */
   entrypoint?: string[];

@@ -71,6 +71,8 @@ export interface PlanContext {
   waitForStart: boolean;
   /** Create a missing working directory (root-owned, 0755) as Docker does for -w; runc-style specs do not. */
   createCwd?: boolean;
+  /** For an image: the overlay that becomes the rootfs (mounted on the spec's root.path). */
+  rootfsOverlay?: { lowers: string[]; upper: string; work: string };
 }
 
 /** The `{ path }` namespaces of a spec, which the caller opens and passes back as `namespaceFds`. */
@@ -303,6 +305,7 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
   if (ns.has('mount')) {
     const { mounts, extraReadonly } = mountsFromSpec(spec, ctx);
     plan.rootfs = spec.root.path;
+    if (ctx.rootfsOverlay) plan.overlay = ctx.rootfsOverlay;
     const prop = PROPAGATION[spec.linux?.rootfsPropagation ?? 'rprivate']!;
     plan.rootPropagation = prop.flag | (prop.recursive ? MS_REC : 0n);
     plan.mounts = mounts;

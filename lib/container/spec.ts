@@ -146,6 +146,8 @@ export interface SpecContext {
   id: string;
   /** The user the process runs as, resolved from the rootfs' /etc/passwd and /etc/group. */
   user: ResolvedUser;
+  /** The host directory that becomes the container's "/" (the rootfs, or the mount point of an image's overlay). */
+  rootPath: string;
 }
 
 /** Docker's --cpus → CFS quota/period, --memory-swap default, --pids-limit semantics → OCI resources. */
@@ -260,7 +262,7 @@ export function specFromOptions(o: ValidContainerOptions, ctx: SpecContext): Oci
       })),
       noNewPrivileges: o.noNewPrivileges ?? false,
     },
-    root: { path: o.rootfs, readonly: o.readonlyRootfs ?? false },
+    root: { path: ctx.rootPath, readonly: o.readonlyRootfs ?? false },
     mounts: mountsFromOptions(o),
     linux: {
       namespaces: namespacesFromOptions(o),

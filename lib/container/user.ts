@@ -68,13 +68,19 @@ function numericId(s: string, what: string): number {
 }
 
 /**
- * Resolves `user` (`name`, `uid`, `name:group`, `uid:gid`, ...) and `groupAdd` as Docker does: a numeric uid not
+ * Resolves `user` (`name`, `uid`, `name:group`, `uid:gid`, ...) and `groupAdd` as Docker does, reading
+ * /etc/passwd and /etc/group from a rootfs directory or through a reader (an image's layers): a numeric uid not
  * in /etc/passwd is allowed (gid 0 unless given); a name must exist; the user's supplementary groups come from
  * /etc/group membership.
  */
-export function resolveUser(rootfs: string, user: string | undefined, groupAdd: readonly string[] = []): ResolvedUser {
-  const passwd = parsePasswd(readRootfsFile(rootfs, '/etc/passwd') ?? '');
-  const groups = parseGroup(readRootfsFile(rootfs, '/etc/group') ?? '');
+export function resolveUser(
+  rootfs: string | ((path: string) => string | undefined),
+  user: string | undefined,
+  groupAdd: readonly string[] = [],
+): ResolvedUser {
+  const read = typeof rootfs === 'string' ? (path: string) => readRootfsFile(rootfs, path) : rootfs;
+  const passwd = parsePasswd(read('/etc/passwd') ?? '');
+  const groups = parseGroup(read('/etc/group') ?? '');
   const fail = (message: string) => new InvalidOptionsError('container options', [{ path: 'user', message }]);
 
   const [userPart = 'root', groupPart] = (user ?? '0').split(':');

@@ -1,0 +1,81 @@
+/**
+ * Snapshots: each layer of an image unpacked once into `<root>/snapshots/<chainID>` and shared by every container
+ * (as overlayfs lower directories). A snapshot is unpacked into a temporary directory and renamed into place only
+ * once its diff ID matched the image config, so a snapshot directory that exists is always complete.
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, existsSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { BerthError } from '../errors.js';
+import { applyLayer } from './layer.js';
+import type { ImageConfig, ImageManifest } from './manifest.js';
+import type { ImageStore } from './store.js';
+
+/** A layer whose content does not match the diff ID its image config declares. */
+export class DiffIdMismatchError extends BerthError {
+  constructor(layer: string, expected: string, actual: string) {
+    super('ERR_DIFFID_MISMATCH', `layer ${layer} unpacks to ${actual}, but the image config says ${expected}; the image is corrupt`);
+  }
+}
+
+/** OCI chain IDs: the first is the first diff ID; each next one is sha256("<previous chain ID> <diff ID>"). */
+export function chainIds(diffIds: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const diffId of diffIds) {
+    const prev = out.at(-1);
+    out.push(prev === undefined ? diffId : `sha256:${createHash('sha256').update(`${prev} ${diffId}`).digest('hex')}`);
+  }
+  return out;
+}
+
+/** Snapshot directories under `<root>/snapshots`. */
+export class SnapshotStore {
+  readonly dir: string;
+
+  constructor(root: string) {
+    this.dir = join(root, 'snapshots');
+    mkdirSync(this.dir, { recursive: true, mode: 0o711 });
+  }
+
+  /** The directory of a snapshot (it may not exist yet). */
+  path(chainId: string): string {
+    if (!/^sha256:[a-f0-9]{64}$/.test(chainId)) throw new BerthError('ERR_INVALID_DIGEST', `invalid chain ID "${chainId}"`);
+    return join(this.dir, chainId.slice(7));
+  }
+
+  /**
+   * Unpacks whatever layers of the image are not unpacked yet and returns the snapshot directories, bottom layer
+   * first. Safe when several processes do it at once: each unpacks into its own temporary directory and the first
+   * rename wins.
+   */
+  async ensure(image: { manifest: ImageManifest; config: ImageConfig }, store: ImageStore, options: { signal?: AbortSignal } = {}): Promise<string[]> {
+    const diffIds = image.config.rootfs.diff_ids;
+    const chains = chainIds(diffIds);
+    const dirs: string[] = [];
+    for (let i = 0; i < chains.length; i++) {
+      const final = this.path(chains[i]!);
+      dirs.push(final);
+      if (existsSync(final)) continue;
+      const layer = image.manifest.layers[i]!;
+      const tmp = join(this.dir, `.tmp-${randomBytes(8).toString('hex')}`);
+      mkdirSync(tmp, { mode: 0o755 });
+      chmodSync(tmp, 0o755); // the umask must not decide the mode of the container's "/"
+      try {
+        const { diffId } = await applyLayer(store.openBlob(layer.digest, { size: layer.size }), tmp, options.signal ? { signal: options.signal } : {});
+        if (diffId !== diffIds[i]) throw new DiffIdMismatchError(layer.digest, diffIds[i]!, diffId);
+        try {
+          renameSync(tmp, final);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
+          rmSync(tmp, { recursive: true, force: true }); // another process finished it first
+        }
+      } catch (e) {
+        rmSync(tmp, { recursive: true, force: true });
+        throw e;
+      }
+    }
+    return dirs;
+  }
+}

@@ -1,0 +1,135 @@
+// Containers from images: layers unpacked once into snapshots, an overlay rootfs per container, the image config
+// applied as docker run does, whiteouts honoured, pulled on demand.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Container } from '../lib/index.js';
+import { chainIds } from '../lib/image/snapshot.js';
+import { pushBusybox, startRegistry, type Registry } from './helpers/registry.js';
+
+let registry: Registry;
+const dir = mkdtempSync(join(tmpdir(), 'berth-test-imgctr-'));
+const root = join(dir, 'state');
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+async function putBlob(name: string, bytes: Buffer): Promise<string> {
+  const digest = sha(bytes);
+  const start = await fetch(`${registry.url}/v2/${name}/blobs/uploads/`, { method: 'POST' });
+  const location = new URL(start.headers.get('location')!, registry.url);
+  location.searchParams.set('digest', digest);
+  const res = await fetch(location, { method: 'PUT', body: bytes });
+  if (res.status !== 201) throw new Error(`blob upload ${res.status}`);
+  return digest;
+}
+
+/** Pushes busybox plus an optional extra layer (a tar built from `files`) with its config patched. */
+async function pushVariant(name: string, patch: Record<string, unknown>, extra?: Buffer): Promise<void> {
+  const mt = 'application/vnd.oci.image.manifest.v1+json';
+  const base = (await (await fetch(`${registry.url}/v2/library/busybox/manifests/latest`, { headers: { accept: mt } })).json()) as {
+    config: { digest: string; size: number; mediaType: string };
+    layers: { digest: string; size: number; mediaType: string }[];
+  };
+  const config = (await (await fetch(`${registry.url}/v2/library/busybox/blobs/${base.config.digest}`)).json()) as {
+    config?: Record<string, unknown>;
+    rootfs: { diff_ids: string[] };
+  };
+  for (const l of base.layers) await fetch(`${registry.url}/v2/${name}/blobs/uploads/?mount=${l.digest}&from=library/busybox`, { method: 'POST' });
+  const layers = [...base.layers];
+  if (extra) {
+    const gz = gzipSync(extra);
+    layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: await putBlob(name, gz), size: gz.length });
+    config.rootfs.diff_ids.push(sha(extra));
+  }
+  const cfg = Buffer.from(JSON.stringify({ ...config, config: { ...(config.config ?? {}), ...patch } }));
+  const manifest = { schemaVersion: 2, mediaType: mt, config: { ...base.config, digest: await putBlob(name, cfg), size: cfg.length }, layers };
+  const res = await fetch(`${registry.url}/v2/${name}/manifests/latest`, { method: 'PUT', body: JSON.stringify(manifest), headers: { 'content-type': mt } });
+  if (res.status !== 201) throw new Error(`manifest put ${res.status}`);
+}
+
+/** A tar (GNU tar, pax) of a staging directory. */
+function tarOf(build: (stage: string) => void): Buffer {
+  const stage = mkdtempSync(join(dir, 'stage-'));
+  build(stage);
+  const out = join(dir, `layer-${Math.random().toString(36).slice(2)}.tar`);
+  execFileSync('tar', ['--format=pax', '--numeric-owner', '-C', stage, '-cf', out, '.']);
+  return readFileSync(out);
+}
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  await pushBusybox(registry, 'library/busybox');
+  await pushVariant('team/configured', {
+    Entrypoint: ['/bin/sh', '-c'],
+    Cmd: ['echo "$GREETING from $(pwd) as $(id -u):$(id -g)"'],
+    Env: ['PATH=/bin', 'GREETING=hello'],
+    WorkingDir: '/srv/app',
+    User: '1000:1000',
+    StopSignal: 'SIGUSR1',
+  });
+  // A second layer that deletes /bin/vi (whiteout), makes /data opaque, and adds a file.
+  await pushVariant('team/layered', { Cmd: ['sh'] }, tarOf((s) => {
+    mkdirSync(join(s, 'bin'));
+    writeFileSync(join(s, 'bin', '.wh.vi'), '');
+    mkdirSync(join(s, 'etc'));
+    writeFileSync(join(s, 'etc', 'motd'), 'from layer two\n');
+  }));
+}, 120_000);
+afterAll(async () => {
+  for (const info of await Container.list({ root, all: true }).catch(() => [])) {
+    await (await Container.get(info.id, { root })).remove({ force: true });
+  }
+  await registry?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('containers from images', () => {
+  it('pulls on demand and runs a command in the image', async () => {
+    const r = await Container.run({ root, image: `${registry.host}/library/busybox`, cmd: ['sh', '-c', 'echo hi; readlink /proc/self/exe; awk \'$5 == "/" { for (i = 7; i <= NF; i++) if ($i == "-") print $(i + 1) }\' /proc/self/mountinfo'] });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual(['hi', '/bin/busybox', 'overlay']);
+  });
+
+  it('applies the image config: entrypoint, cmd, env, workdir (created), user, stop signal', async () => {
+    const r = await Container.run({ root, image: `${registry.host}/team/configured` });
+    expect(r.stdout.trim()).toBe('hello from /srv/app as 1000:1000');
+    const o = await Container.run({ root, image: `${registry.host}/team/configured`, cmd: ['echo $GREETING again'], env: { GREETING: 'hi' }, user: '0' });
+    expect(o.stdout.trim()).toBe('hi again');
+    await using c = await Container.create({ root, image: `${registry.host}/team/configured` });
+    expect((await c.inspect()).spec.process.args).toEqual(['/bin/sh', '-c', 'echo "$GREETING from $(pwd) as $(id -u):$(id -g)"']);
+    const e = await Container.run({ root, image: `${registry.host}/team/configured`, entrypoint: ['echo'] });
+    expect(e.stdout).toBe('\n'); // --entrypoint drops the image's Cmd
+  });
+
+  it('honours whiteouts of upper layers and sees their files', async () => {
+    const r = await Container.run({ root, image: `${registry.host}/team/layered`, cmd: ['sh', '-c', 'ls /bin/vi 2>&1 || true; cat /etc/motd; ls /bin/sh'] });
+    expect(r.stdout).toContain('No such file or directory');
+    expect(r.stdout).toContain('from layer two');
+    expect(r.stdout).toContain('/bin/sh');
+  });
+
+  it('keeps each container\'s writes in its own upper directory; the snapshots never change', async () => {
+    const w = await Container.run({ root, image: `${registry.host}/library/busybox`, cmd: ['sh', '-c', 'echo mine > /bin/newfile; rm /bin/ls; echo done'] });
+    expect(w.stdout.trim()).toBe('done');
+    const r = await Container.run({ root, image: `${registry.host}/library/busybox`, cmd: ['sh', '-c', 'ls /bin/newfile 2>&1; ls /bin/ls'] });
+    expect(r.stdout).toContain('No such file');
+    expect(r.stdout).toContain('/bin/ls');
+  });
+
+  it('unpacks each layer once, keyed by chain ID, shared by every image that has it', async () => {
+    const snapshots = readdirSync(join(root, 'snapshots')).filter((d) => !d.startsWith('.'));
+    const busybox = (await import('../lib/image/image.js')).Image;
+    const img = await busybox.get(`${registry.host}/team/layered`, { root });
+    const chains = chainIds(img.config.rootfs.diff_ids).map((c) => c.slice(7));
+    for (const c of chains) expect(snapshots).toContain(c);
+    // busybox's single layer is shared by all three images: 1 + the second layer of team/layered.
+    expect(snapshots.length).toBe(2);
+  });
+
+  it('refuses to pull when told never to', async () => {
+    await expect(Container.run({ root, image: `${registry.host}/library/absent`, cmd: ['true'], pull: 'never' })).rejects.toThrow(/no such image/);
+  });
+});
