@@ -133,3 +133,28 @@ describe('containers from images', () => {
     await expect(Container.run({ root, image: `${registry.host}/library/absent`, cmd: ['true'], pull: 'never' })).rejects.toThrow(/no such image/);
   });
 });
+
+describe('image removal and garbage collection with containers', () => {
+  it('refuses to remove the last reference to an image a container uses, unless forced; gc keeps its snapshots', async () => {
+    const { Image, ImageInUseError } = await import('../lib/image/image.js');
+    const ref = `${registry.host}/team/layered`;
+    await using c = await Container.create({ root, image: ref, cmd: ['true'] });
+    expect((await c.inspect()).image).toBe(`${ref}:latest`);
+    const image = await Image.get(ref, { root });
+    await image.tag('local/layered:keep');
+    await image.remove(); // another reference remains: fine
+    const last = await Image.get('local/layered:keep', { root });
+    const err = await last.remove().catch((e) => e);
+    expect(err).toBeInstanceOf(ImageInUseError);
+    expect(err.containers).toEqual([c.name]);
+    await last.remove({ force: true });
+    // Untagged, but the container still stands on its snapshots: gc must keep them.
+    const before = readdirSync(join(root, 'snapshots')).filter((d) => !d.startsWith('.'));
+    await Image.gc({ root });
+    expect(readdirSync(join(root, 'snapshots')).filter((d) => !d.startsWith('.'))).toEqual(before);
+    await c.remove();
+    const after = await Image.gc({ root });
+    // Now only the layers of images still tagged remain (busybox's shared one); team/layered's second layer goes.
+    expect(after.removedSnapshots).toBe(1);
+  });
+});

@@ -28,7 +28,7 @@ import {
 } from './state.js';
 import { collect, prepareStdio, safeClose, type StdioOption } from './stdio.js';
 import { resolveUser } from './user.js';
-import { applyImageConfig, layeredReader, overlayDirs, prepareImage, type ImageRootfs } from './image-rootfs.js';
+import { applyImageConfig, imageRecord, layeredReader, overlayDirs, prepareImage, type ImageRootfs } from './image-rootfs.js';
 
 /** How a container's process ended. */
 export interface ExitInfo {
@@ -60,6 +60,11 @@ export interface ContainerInfo {
   /** The program and its arguments. */
   command: string[];
   labels: Record<string, string>;
+  /** The image reference it was created from, or `null` for a rootfs directory. */
+  image: string | null;
+  /** Ports and volumes the image declares (EXPOSE, VOLUME), recorded as Docker does. */
+  exposedPorts: string[];
+  volumes: string[];
   /** The cgroup path relative to each hierarchy root. */
   cgroup: string;
   /** The OCI runtime spec the container runs with. */
@@ -372,6 +377,7 @@ export class Container implements AsyncDisposable {
         stopSignal: o.stopSignal ?? DEFAULT_STOP_SIGNAL,
         stopTimeout: o.stopTimeout ?? DEFAULT_STOP_TIMEOUT,
         labels: { ...(o.labels ?? {}) },
+        ...(image ? { image: imageRecord(image) } : {}),
         spec,
       };
 
@@ -789,6 +795,9 @@ function infoFromState(s: ContainerState): ContainerInfo {
     rootfs: spec.root.path,
     command: spec.process.args,
     labels: s.labels,
+    image: s.image?.reference ?? null,
+    exposedPorts: s.image?.exposedPorts ?? [],
+    volumes: s.image?.volumes ?? [],
     cgroup: s.cgroup,
     spec,
   };

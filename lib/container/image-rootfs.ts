@@ -8,7 +8,7 @@ import { closeSync, fstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../native.js';
 import { Image, ImageNotFoundError } from '../image/image.js';
-import { SnapshotStore } from '../image/snapshot.js';
+import { chainIds, SnapshotStore } from '../image/snapshot.js';
 import { ImageStore } from '../image/store.js';
 import type { ValidContainerOptions } from './options.js';
 
@@ -78,6 +78,18 @@ export function layeredReader(lowers: readonly string[]): (path: string) => stri
       }
     }
     return undefined;
+  };
+}
+
+/** What a container records about its image: for `inspect()`, and so that image removal and gc can see it. */
+export function imageRecord(r: ImageRootfs): { reference: string; digest: string; chainIds: string[]; exposedPorts: string[]; volumes: string[] } {
+  const c = r.image.config.config ?? {};
+  return {
+    reference: r.image.reference,
+    digest: r.image.digest,
+    chainIds: chainIds(r.image.config.rootfs.diff_ids),
+    exposedPorts: Object.keys(c.ExposedPorts ?? {}).sort(),
+    volumes: Object.keys(c.Volumes ?? {}).sort(),
   };
 }
 

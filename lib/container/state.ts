@@ -51,6 +51,8 @@ export interface ContainerState {
   stopSignal: string | number;
   stopTimeout: number;
   labels: Record<string, string>;
+  /** For a container made from an image: the reference, the manifest digest, the snapshots it stands on. */
+  image?: { reference: string; digest: string; chainIds: string[]; exposedPorts: string[]; volumes: string[] };
   /** The OCI runtime spec the container was created from. */
   spec: unknown;
 }

@@ -5,7 +5,8 @@
  */
 import { resolve } from 'node:path';
 import { BerthError } from '../errors.js';
-import { defaultRoot } from '../container/state.js';
+import { defaultRoot, StateRoot } from '../container/state.js';
+import { chainIds, SnapshotStore } from './snapshot.js';
 import { parseImageConfig, parseManifest, type ImageConfig, type ImageManifest } from './manifest.js';
 import { formatPlatform } from './platform.js';
 import { pullImage, type PullOptions } from './pull.js';
@@ -17,6 +18,31 @@ export class ImageNotFoundError extends BerthError {
   constructor(reference: string) {
     super('ERR_IMAGE_NOT_FOUND', `no such image: ${reference} (pull it first)`);
   }
+}
+
+/** The image is still used by containers. */
+export class ImageInUseError extends BerthError {
+  /** Names of the containers that use it. */
+  readonly containers: string[];
+
+  constructor(reference: string, containers: string[]) {
+    super(
+      'ERR_IMAGE_IN_USE',
+      `unable to remove ${reference}: container ${containers.join(', ')} uses it; remove the container first or pass { force: true }`,
+    );
+    this.containers = containers;
+  }
+}
+
+/** The images the containers of a state root were created from. */
+function containerImages(root: string): { container: string; digest: string; chainIds: string[] }[] {
+  const states = new StateRoot(root);
+  const out: { container: string; digest: string; chainIds: string[] }[] = [];
+  for (const id of states.listIds()) {
+    const s = states.readState(id);
+    if (s?.image) out.push({ container: s.name, digest: s.image.digest, chainIds: s.image.chainIds });
+  }
+  return out;
 }
 
 /** One line of `Image.list()` (what `docker images` shows). */
@@ -61,9 +87,11 @@ export class Image {
   readonly manifest: ImageManifest;
   readonly config: ImageConfig;
   readonly #store: ImageStore;
+  readonly #root: string;
 
   private constructor(store: ImageStore, reference: string, digest: string, manifest: ImageManifest, config: ImageConfig) {
     this.#store = store;
+    this.#root = resolve(store.path, '..');
     this.reference = reference;
     this.digest = digest;
     this.manifest = manifest;
@@ -106,9 +134,25 @@ export class Image {
     return out.sort((a, b) => a.reference.localeCompare(b.reference));
   }
 
-  /** Removes unreferenced blobs from the store. */
-  static async gc(options: { root?: string } = {}): Promise<GcResult> {
-    return storeFor(options.root).gc();
+  /**
+   * Removes blobs and snapshots that no tagged image and no container (of this state root) uses any more.
+   * Blobs written in the last 10 minutes are kept (a pull may be on its way to tagging them).
+   */
+  static async gc(options: { root?: string } = {}): Promise<GcResult & { removedSnapshots: number }> {
+    const root = resolve(options.root ?? defaultRoot());
+    const store = storeFor(root);
+    const used = containerImages(root);
+    const result = await store.gc({ keepDigests: used.map((u) => u.digest) });
+    const keep = new Set(used.flatMap((u) => u.chainIds));
+    for (const { reference } of store.listTags()) {
+      try {
+        for (const c of chainIds((await Image.get(reference, { root })).config.rootfs.diff_ids)) keep.add(c);
+      } catch {
+        // not a single-platform image: it has no snapshots
+      }
+    }
+    const removedSnapshots = new SnapshotStore(root).gc(keep);
+    return { ...result, removedSnapshots };
   }
 
   /** Details, as `docker image inspect`. */
@@ -132,8 +176,18 @@ export class Image {
     await this.#store.setTag(parseReference(reference).toString(), d);
   }
 
-  /** Removes this reference (`docker rmi`); the blobs go with the next `Image.gc()`. */
-  async remove(): Promise<void> {
+  /**
+   * Removes this reference (`docker rmi`); the blobs and snapshots go with the next `Image.gc()`. Like Docker, the
+   * last reference to an image that a container (running or not) was created from is refused unless `force`.
+   */
+  async remove(options: { force?: boolean } = {}): Promise<void> {
+    const others = this.#store.listTags().filter((t) => t.descriptor.digest === this.digest && t.reference !== this.reference);
+    if (others.length === 0 && !options.force) {
+      const users = containerImages(this.#root).filter((u) => u.digest === this.digest);
+      if (users.length > 0) {
+        throw new ImageInUseError(this.reference, users.map((u) => u.container));
+      }
+    }
     if (!(await this.#store.removeTag(this.reference))) throw new ImageNotFoundError(this.reference);
   }
 

@@ -5,7 +5,7 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, existsSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../errors.js';
 import { applyLayer } from './layer.js';
@@ -77,5 +77,35 @@ export class SnapshotStore {
       }
     }
     return dirs;
+  }
+
+  /**
+   * Removes every snapshot whose chain ID is not in `keep`, and temporary directories of unpacks that died (older
+   * than an hour). Returns how many snapshots were removed.
+   */
+  gc(keep: ReadonlySet<string>): number {
+    let removed = 0;
+    for (const name of readdirSync(this.dir)) {
+      const path = join(this.dir, name);
+      if (name.startsWith('.tmp-')) {
+        try {
+          if (Date.now() - statSync(path).mtimeMs > 60 * 60_000) rmSync(path, { recursive: true, force: true });
+        } catch {
+          // removed meanwhile
+        }
+        continue;
+      }
+      if (!/^[a-f0-9]{64}$/.test(name) || keep.has(`sha256:${name}`)) continue;
+      // Renamed aside first, so a container being created right now either sees the whole snapshot or none.
+      const trash = join(this.dir, `.tmp-gc-${randomBytes(8).toString('hex')}`);
+      try {
+        renameSync(path, trash);
+      } catch {
+        continue;
+      }
+      rmSync(trash, { recursive: true, force: true });
+      removed++;
+    }
+    return removed;
   }
 }
