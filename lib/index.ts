@@ -47,7 +47,7 @@ export {
   RootfsError,
   UnsupportedError,
 } from './errors.js';
-export { Image, ImageNotFoundError, type ImageInfo, type ImageSummary } from './image/image.js';
+export { Image, ImageInUseError, ImageNotFoundError, type ImageInfo, type ImageSummary } from './image/image.js';
 export { PlatformNotFoundError, type PullEvent, type PullOptions } from './image/pull.js';
 export { parseReference, InvalidReferenceError, type ImageReference } from './image/reference.js';
 export { RegistryError, type RegistryOptions } from './image/registry.js';

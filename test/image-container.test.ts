@@ -26,8 +26,8 @@ async function putBlob(name: string, bytes: Buffer): Promise<string> {
   return digest;
 }
 
-/** Pushes busybox plus an optional extra layer (a tar built from `files`) with its config patched. */
-async function pushVariant(name: string, patch: Record<string, unknown>, extra?: Buffer): Promise<void> {
+/** Pushes busybox plus extra layers (tars; gzip or zstd) with its config patched. */
+async function pushVariant(name: string, patch: Record<string, unknown>, extra?: Buffer | { tar: Buffer; zstd?: boolean }[]): Promise<void> {
   const mt = 'application/vnd.oci.image.manifest.v1+json';
   const base = (await (await fetch(`${registry.url}/v2/library/busybox/manifests/latest`, { headers: { accept: mt } })).json()) as {
     config: { digest: string; size: number; mediaType: string };
@@ -39,10 +39,12 @@ async function pushVariant(name: string, patch: Record<string, unknown>, extra?:
   };
   for (const l of base.layers) await fetch(`${registry.url}/v2/${name}/blobs/uploads/?mount=${l.digest}&from=library/busybox`, { method: 'POST' });
   const layers = [...base.layers];
-  if (extra) {
-    const gz = gzipSync(extra);
-    layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: await putBlob(name, gz), size: gz.length });
-    config.rootfs.diff_ids.push(sha(extra));
+  const extras = extra === undefined ? [] : Buffer.isBuffer(extra) ? [{ tar: extra }] : extra;
+  for (const { tar, zstd } of extras) {
+    const blob = zstd ? execFileSync('zstd', ['-q', '-c'], { input: tar }) : gzipSync(tar);
+    const mediaType = `application/vnd.oci.image.layer.v1.tar+${zstd ? 'zstd' : 'gzip'}`;
+    layers.push({ mediaType, digest: await putBlob(name, blob), size: blob.length });
+    config.rootfs.diff_ids.push(sha(tar));
   }
   const cfg = Buffer.from(JSON.stringify({ ...config, config: { ...(config.config ?? {}), ...patch } }));
   const manifest = { schemaVersion: 2, mediaType: mt, config: { ...base.config, digest: await putBlob(name, cfg), size: cfg.length }, layers };
@@ -77,6 +79,26 @@ beforeAll(async () => {
     mkdirSync(join(s, 'etc'));
     writeFileSync(join(s, 'etc', 'motd'), 'from layer two\n');
   }));
+  // Users from the image's own /etc/passwd; an opaque directory; a zstd-compressed layer.
+  await pushVariant('team/users', { User: 'app', Cmd: ['sh'] }, [
+    {
+      tar: tarOf((st) => {
+        mkdirSync(join(st, 'etc'));
+        writeFileSync(join(st, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1234:4321:app:/home/app:/bin/sh\n');
+        writeFileSync(join(st, 'etc', 'group'), 'root:x:0:\napp:x:4321:\nextra:x:777:app\n');
+        mkdirSync(join(st, 'data'));
+        writeFileSync(join(st, 'data', 'old'), 'hidden by the next layer\n');
+      }),
+    },
+    {
+      zstd: true,
+      tar: tarOf((st) => {
+        mkdirSync(join(st, 'data'));
+        writeFileSync(join(st, 'data', '.wh..wh..opq'), '');
+        writeFileSync(join(st, 'data', 'new'), 'zstd layer\n');
+      }),
+    },
+  ]);
 }, 120_000);
 afterAll(async () => {
   for (const info of await Container.list({ root, all: true }).catch(() => [])) {
@@ -127,6 +149,11 @@ describe('containers from images', () => {
     for (const c of chains) expect(snapshots).toContain(c);
     // busybox's single layer is shared by all three images: 1 + the second layer of team/layered.
     expect(snapshots.length).toBe(2);
+  });
+
+  it('resolves the image\'s user by name from its /etc/passwd, hides an opaque directory, reads a zstd layer', async () => {
+    const r = await Container.run({ root, image: `${registry.host}/team/users`, cmd: ['sh', '-c', 'id; echo $HOME; ls /data; cat /data/new'] });
+    expect(r.stdout.trim().split('\n')).toEqual(['uid=1234(app) gid=4321(app) groups=777(extra)', '/home/app', 'new', 'zstd layer']);
   });
 
   it('refuses to pull when told never to', async () => {
