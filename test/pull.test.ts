@@ -82,6 +82,11 @@ describe('Image.pull', () => {
     expect(image.config.config?.Cmd).toEqual(['sh']);
     expect(events[0]).toEqual({ type: 'resolving', reference: 'docker.io/library/busybox:latest' });
     expect(events.some((e) => e.type === 'blob' && e.kind === 'layer' && e.status === 'done')).toBe(true);
+    // Layers are unpacked into snapshots before the pull says it is done, as docker pull does.
+    const extracted = events.findIndex((e) => e.type === 'extract' && e.status === 'done');
+    expect(extracted).toBeGreaterThan(0);
+    expect(extracted).toBeLessThan(events.length - 1);
+    expect(readdirSync(join(root, 'snapshots')).filter((d) => !d.startsWith('.'))).toHaveLength(1);
     expect(events.at(-1)).toEqual({ type: 'done', reference: 'docker.io/library/busybox:latest', digest: pushed.digest });
     const list = await Image.list({ root });
     expect(list.map((i) => i.familiar)).toEqual(['busybox:latest']);
@@ -97,6 +102,21 @@ describe('Image.pull', () => {
     const blobs = again.filter((e) => e.type === 'blob');
     expect(blobs.length).toBeGreaterThan(0);
     expect(blobs.every((e) => e.type === 'blob' && e.status === 'exists')).toBe(true);
+  });
+
+  it('reports progress as an async iterable too', async () => {
+    const root = freshRoot();
+    const pull = Image.pullEvents(`${registry.host}/library/busybox`, { root });
+    const types: string[] = [];
+    for await (const e of pull) types.push(e.type);
+    expect(types[0]).toBe('resolving');
+    expect(types.at(-1)).toBe('done');
+    expect(types).toContain('extract');
+    expect((await pull.image).digest).toBe(pushed.digest);
+    const failing = Image.pullEvents(`${registry.host}/library/none`, { root });
+    await expect((async () => {
+      for await (const _ of failing) void _;
+    })()).rejects.toThrow(/not found/);
   });
 
   it('picks the platform from a multi-platform index', async () => {

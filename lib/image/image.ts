@@ -9,7 +9,7 @@ import { defaultRoot, StateRoot } from '../container/state.js';
 import { chainIds, SnapshotStore } from './snapshot.js';
 import { parseImageConfig, parseManifest, type ImageConfig, type ImageManifest } from './manifest.js';
 import { formatPlatform } from './platform.js';
-import { pullImage, type PullOptions } from './pull.js';
+import { pullImage, type PullEvent, type PullOptions } from './pull.js';
 import { parseReference } from './reference.js';
 import { ImageStore, type GcResult } from './store.js';
 
@@ -103,9 +103,66 @@ export class Image {
    * platform unless `platform` says otherwise. Progress arrives through `onProgress`.
    */
   static async pull(reference: string, options: PullOptions = {}): Promise<Image> {
-    const store = storeFor(options.root);
-    const r = await pullImage(reference, store, options);
-    return new Image(store, r.reference, r.digest, r.manifest, r.config);
+    const root = resolve(options.root ?? defaultRoot());
+    const store = storeFor(root);
+    // Unpacking comes before the 'done' event, as docker pull only says "Pull complete" once a layer is extracted.
+    const emit = options.onProgress;
+    let done: PullEvent | undefined;
+    const r = await pullImage(reference, store, {
+      ...options,
+      onProgress: (e) => (e.type === 'done' ? (done = e) : emit?.(e)),
+    });
+    const image = new Image(store, r.reference, r.digest, r.manifest, r.config);
+    if (options.unpack !== false) {
+      await new SnapshotStore(root).ensure(image, store, {
+        ...(options.signal ? { signal: options.signal } : {}),
+        onLayer: (digest, status, current, total) => emit?.({ type: 'extract', digest, status, current, total }),
+      });
+    }
+    if (done) emit?.(done);
+    return image;
+  }
+
+  /**
+   * The same pull as an async iterable of progress events (what a CLI draws progress bars from); it ends after
+   * the `done` event, or throws what the pull threw.
+   */
+  static pullEvents(reference: string, options: PullOptions = {}): AsyncIterable<PullEvent> & { image: Promise<Image> } {
+    const queue: PullEvent[] = [];
+    let wake: (() => void) | undefined;
+    let finished = false;
+    let failure: unknown;
+    const image = Image.pull(reference, {
+      ...options,
+      onProgress: (e) => {
+        queue.push(e);
+        wake?.();
+      },
+    });
+    image.then(
+      () => {
+        finished = true;
+        wake?.();
+      },
+      (e) => {
+        failure = e;
+        finished = true;
+        wake?.();
+      },
+    );
+    image.catch(() => undefined); // observed through the iterator
+    const iterator = async function* (): AsyncGenerator<PullEvent> {
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!;
+        if (finished) {
+          if (failure !== undefined) throw failure;
+          return;
+        }
+        await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+      }
+    };
+    return { [Symbol.asyncIterator]: iterator, image };
   }
 
   /** The image stored under `reference`, or ImageNotFoundError. */

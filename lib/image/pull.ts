@@ -17,6 +17,8 @@ export type PullEvent =
   | { type: 'resolving'; reference: string }
   | { type: 'resolved'; reference: string; digest: string; platform: string; layers: { digest: string; size: number }[] }
   | { type: 'blob'; digest: string; kind: 'config' | 'layer'; status: 'exists' | 'downloading' | 'retrying' | 'done'; current: number; total: number }
+  /** Unpacking a layer into its snapshot; `current`/`total` count compressed bytes read. */
+  | { type: 'extract'; digest: string; status: 'exists' | 'extracting' | 'done'; current: number; total: number }
   | { type: 'done'; reference: string; digest: string };
 
 /** Options of a pull. */
@@ -29,6 +31,8 @@ export interface PullOptions extends RegistryOptions {
   concurrency?: number;
   signal?: AbortSignal;
   onProgress?: (event: PullEvent) => void;
+  /** Unpack the layers into snapshots as part of the pull, as `docker pull` does (default true). */
+  unpack?: boolean;
 }
 
 /** What a pull produced. */

@@ -49,20 +49,31 @@ export class SnapshotStore {
    * first. Safe when several processes do it at once: each unpacks into its own temporary directory and the first
    * rename wins.
    */
-  async ensure(image: { manifest: ImageManifest; config: ImageConfig }, store: ImageStore, options: { signal?: AbortSignal } = {}): Promise<string[]> {
+  async ensure(
+    image: { manifest: ImageManifest; config: ImageConfig },
+    store: ImageStore,
+    options: { signal?: AbortSignal; onLayer?: (layer: string, status: 'exists' | 'extracting' | 'done', bytes: number, total: number) => void } = {},
+  ): Promise<string[]> {
     const diffIds = image.config.rootfs.diff_ids;
     const chains = chainIds(diffIds);
     const dirs: string[] = [];
     for (let i = 0; i < chains.length; i++) {
       const final = this.path(chains[i]!);
       dirs.push(final);
-      if (existsSync(final)) continue;
       const layer = image.manifest.layers[i]!;
+      if (existsSync(final)) {
+        options.onLayer?.(layer.digest, 'exists', layer.size, layer.size);
+        continue;
+      }
+      options.onLayer?.(layer.digest, 'extracting', 0, layer.size);
       const tmp = join(this.dir, `.tmp-${randomBytes(8).toString('hex')}`);
       mkdirSync(tmp, { mode: 0o755 });
       chmodSync(tmp, 0o755); // the umask must not decide the mode of the container's "/"
       try {
-        const { diffId } = await applyLayer(store.openBlob(layer.digest, { size: layer.size }), tmp, options.signal ? { signal: options.signal } : {});
+        const { diffId } = await applyLayer(store.openBlob(layer.digest, { size: layer.size }), tmp, {
+          ...(options.signal ? { signal: options.signal } : {}),
+          onProgress: (bytes) => options.onLayer?.(layer.digest, 'extracting', bytes, layer.size),
+        });
         if (diffId !== diffIds[i]) throw new DiffIdMismatchError(layer.digest, diffIds[i]!, diffId);
         try {
           renameSync(tmp, final);
@@ -71,6 +82,7 @@ export class SnapshotStore {
           if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
           rmSync(tmp, { recursive: true, force: true }); // another process finished it first
         }
+        options.onLayer?.(layer.digest, 'done', layer.size, layer.size);
       } catch (e) {
         rmSync(tmp, { recursive: true, force: true });
         throw e;
