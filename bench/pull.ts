@@ -457,9 +457,6 @@ async function main(): Promise<number> {
   };
   process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
 
-  const image = await ensureMinbase(o.cache, progress);
-  if (ac.signal.aborted) return 130;
-  const environment = describeEnvironment(VERSIONED);
   // Tools: the registry and image makers are required; a missing peer is installed, or skipped if that fails.
   await installMissing(['umoci', 'skopeo', 'docker-registry'], progress);
   if (wants(o, 'containerd')) {
@@ -469,6 +466,9 @@ async function main(): Promise<number> {
       progress(`containerd skipped: cannot install it: ${errorText(e)}`);
     }
   }
+  const image = await ensureMinbase(o.cache, progress);
+  if (ac.signal.aborted) return 130;
+  const environment = describeEnvironment(VERSIONED);
 
   const ws: Workspace = {
     dir: mkdtempSync('/tmp/berth-bench-pull-'),

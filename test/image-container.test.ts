@@ -88,6 +88,9 @@ beforeAll(async () => {
         writeFileSync(join(st, 'etc', 'group'), 'root:x:0:\napp:x:4321:\nextra:x:777:app\n');
         mkdirSync(join(st, 'data'));
         writeFileSync(join(st, 'data', 'old'), 'hidden by the next layer\n');
+        mkdirSync(join(st, 'opt', 'dir'), { recursive: true });
+        writeFileSync(join(st, 'opt', 'dir', 'file'), 'deleted with its directory\n');
+        writeFileSync(join(st, 'opt', 'kept'), 'stays\n');
       }),
     },
     {
@@ -96,6 +99,8 @@ beforeAll(async () => {
         mkdirSync(join(st, 'data'));
         writeFileSync(join(st, 'data', '.wh..wh..opq'), '');
         writeFileSync(join(st, 'data', 'new'), 'zstd layer\n');
+        mkdirSync(join(st, 'opt'));
+        writeFileSync(join(st, 'opt', '.wh.dir'), '');
       }),
     },
   ]);
@@ -152,8 +157,8 @@ describe('containers from images', () => {
   });
 
   it('resolves the image\'s user by name from its /etc/passwd, hides an opaque directory, reads a zstd layer', async () => {
-    const r = await Container.run({ root, image: `${registry.host}/team/users`, cmd: ['sh', '-c', 'id; echo $HOME; ls /data; cat /data/new'] });
-    expect(r.stdout.trim().split('\n')).toEqual(['uid=1234(app) gid=4321(app) groups=777(extra)', '/home/app', 'new', 'zstd layer']);
+    const r = await Container.run({ root, image: `${registry.host}/team/users`, cmd: ['sh', '-c', 'id; echo $HOME; ls /data; cat /data/new; ls /opt'] });
+    expect(r.stdout.trim().split('\n')).toEqual(['uid=1234(app) gid=4321(app) groups=777(extra)', '/home/app', 'new', 'zstd layer', 'kept']);
   });
 
   it('refuses to pull when told never to', async () => {
