@@ -5,7 +5,7 @@
  * @module
  */
 import { closeSync, fstatSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { native } from '../native.js';
 import { Image, ImageNotFoundError } from '../image/image.js';
 import { chainIds, SnapshotStore } from '../image/snapshot.js';
@@ -103,7 +103,8 @@ export function applyImageConfig(o: ValidContainerOptions, image: Image): ValidC
   const userEnv = Array.isArray(o.env) ? o.env : Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`);
   const keys = new Set(userEnv.map((e) => e.slice(0, e.indexOf('='))));
   out.env = [...(c.Env ?? []).filter((e) => !keys.has(e.slice(0, e.indexOf('=')))), ...userEnv];
-  if (o.workdir === undefined && c.WorkingDir) out.workdir = c.WorkingDir;
+  // Docker reads a relative WorkingDir from "/" (the OCI runtime needs an absolute cwd).
+  if (o.workdir === undefined && c.WorkingDir) out.workdir = posix.resolve('/', c.WorkingDir);
   if (o.user === undefined && c.User) out.user = c.User;
   if (o.stopSignal === undefined && c.StopSignal) out.stopSignal = c.StopSignal;
   out.labels = { ...(c.Labels ?? {}), ...(o.labels ?? {}) };
