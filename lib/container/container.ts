@@ -19,7 +19,7 @@ import { native, type NativePlan, type StatusMessage } from '../native.js';
 import type { Cgroup, CgroupStats } from './cgroup/driver.js';
 import { DOCKER_DEFAULT_DEVICE_RULES } from './cgroup/devices.js';
 import { DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT } from './defaults.js';
-import { openEngine, removeLeftovers, type Engine } from './engine.js';
+import { openEngine, type Engine } from './engine.js';
 import { parseContainerOptions, type ContainerOptions, type ValidContainerOptions } from './options.js';
 import { namespacePaths, planFromSpec } from './plan.js';
 import { parseOciSpec, specFromOptions, type OciSpec } from './spec.js';
@@ -803,4 +803,3 @@ function infoFromState(s: ContainerState): ContainerInfo {
   };
 }
 
-export { removeLeftovers };
