@@ -153,8 +153,8 @@ async function layerFacts(layout: string, layerDigest: string): Promise<LayerFac
   }
   const blob = blobPath(layout, layerDigest);
   // --totals prints "Total bytes read: N (...)" on stderr: the tar stream's size, end-of-archive blocks included.
-  const { stdout, stderr } = await run('tar', ['--totals', '-tzf', blob]);
-  const entries = stdout.split('\n').filter(Boolean).length;
+  const { stdout, stderr } = await run('sh', ['-c', 'tar --totals -tzf "$1" | wc -l', 'sh', blob]);
+  const entries = Number(stdout.trim());
   const total = /Total bytes read: (\d+)/.exec(stderr)?.[1];
   const facts: LayerFacts = { tarSize: Number(total ?? Number.NaN), entries };
   writeFileSync(cachePath, JSON.stringify({ digest: layerDigest, ...facts }));

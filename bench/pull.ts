@@ -10,7 +10,7 @@
  * @module
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -144,9 +144,24 @@ interface Workspace {
   registry: BenchRegistry | undefined;
   /** containerd instances running right now (normally none between runs). */
   daemons: Set<Daemon>;
+  /**
+   * Remove each run's output right after it (only when the disk is too small to keep them all): see
+   * {@link release}.
+   */
+  deleteEach: boolean;
   /** Leaks found while running (mounts left under a run's directory), reported at the end. */
   leaks: string[];
   cgroupsBefore: Set<string>;
+}
+
+/**
+ * Done with a run's output. It stays until the end of the benchmark unless space is short: on ext4 without a
+ * journal (this VM's disk) the inode allocator skips inodes freed in the last minute (`recently_deleted()`,
+ * checked block by block), so the ~7,000 files a run deletes would make the file creation of the next runs slower,
+ * and by how much would depend on the order of the tools. Deleting once, at the end, keeps the runs independent.
+ */
+function release(ws: Workspace, dir: string): void {
+  if (ws.deleteEach) rmSync(dir, { recursive: true, force: true });
 }
 
 /** Flushes dirty pages of the previous run, so that its writeback does not land in the next measurement. */
@@ -163,7 +178,9 @@ function berthTool(ws: Workspace, ref: string, image: MinbaseImage, checks: Chec
       try {
         sync();
         const t0 = performance.now();
-        const pulled = await Image.pull(ref, { root, signal });
+        // Image.pull unpacks by default (pull, then SnapshotStore.ensure, in that order); the two calls here are
+        // the same sequence with a clock in between.
+        const pulled = await Image.pull(ref, { root, signal, unpack: false });
         const t1 = performance.now();
         const dirs = await new SnapshotStore(root).ensure(pulled, ImageStore.open(root), { signal });
         const t2 = performance.now();
@@ -175,7 +192,7 @@ function berthTool(ws: Workspace, ref: string, image: MinbaseImage, checks: Chec
         checks.berth ??= `snapshot ${chain.slice(0, 19)}…: ${countEntries(dir)} entries`;
         return { pull: t1 - t0, unpack: t2 - t1, total: t2 - t0 };
       } finally {
-        rmSync(root, { recursive: true, force: true });
+        release(ws, root);
       }
     },
   };
@@ -233,7 +250,7 @@ function containerdTool(ws: Workspace, ref: string, image: MinbaseImage, checks:
         await daemon.stop();
         ws.daemons.delete(daemon);
         ws.leaks.push(...unmountUnder(dir).map((m) => `mount ${m} (containerd run ${i}; unmounted)`));
-        rmSync(dir, { recursive: true, force: true });
+        release(ws, dir);
       }
     },
   };
@@ -259,7 +276,7 @@ function skopeoUmociTool(ws: Workspace, ref: string, checks: Checks): Tool {
         checks['skopeo-umoci'] ??= `bundle rootfs: ${countEntries(rootfs)} entries`;
         return { 'skopeo copy': copy.ms, 'umoci unpack': unpack.ms, total: copy.ms + unpack.ms };
       } finally {
-        rmSync(dir, { recursive: true, force: true });
+        release(ws, dir);
       }
     },
   };
@@ -289,7 +306,7 @@ function tarTool(ws: Workspace, image: MinbaseImage): Tool {
         sync();
         return { total: (await run('tar', ['-xzf', image.layer.path, '-C', dir], { timeoutMs: RUN_TIMEOUT_MS })).ms };
       } finally {
-        rmSync(dir, { recursive: true, force: true });
+        release(ws, dir);
       }
     },
   };
@@ -353,6 +370,7 @@ async function measure(tools: readonly Tool[], o: Options, signal: AbortSignal):
         if (warm) r.first ??= parts;
         else for (const p of tool.parts) r.samples[p]!.push(parts[p] ?? Number.NaN);
       } catch (e) {
+        if (signal.aborted) throw new Error('interrupted'); // a pull cut short by Ctrl-C is not a failure
         r.error = errorText(e);
         progress(`${r.label}: FAILED: ${r.error}`);
       }
@@ -394,6 +412,7 @@ interface Report {
   reference: string;
   image: Omit<MinbaseImage, 'built'> & { suite: string; mirror: string };
   setup: { built: string[]; pushMs: number };
+  storage: Storage;
   results: ToolResult[];
   comparisons: Comparison[];
   checks: Checks;
@@ -415,6 +434,12 @@ function printReport(r: Report): void {
   lines.push(`kernel ${e.kernel}, ${e.cpus} CPUs (${e.cpuModel}), node ${e.node}, load average ${e.load.toFixed(2)} at start`);
   for (const [bin, v] of Object.entries(e.versions)) lines.push(`${bin}: ${v ?? 'not installed'}`);
   lines.push(`setup: ${r.setup.built.length > 0 ? `built ${r.setup.built.join(' and ')}; ` : 'image from the cache; '}push to the registry ${cell(r.setup.pushMs / 1000)} s`);
+  lines.push(`runs write to ${r.storage.filesystem}`);
+  lines.push(
+    r.storage.deleteEach
+      ? `each run's output deleted right after it (${(r.storage.freeBytes / 1e9).toFixed(1)} GB free, ${(r.storage.neededBytes / 1e9).toFixed(1)} GB needed to keep them)`
+      : `every run's output kept until the end (${(r.storage.neededBytes / 1e9).toFixed(1)} GB), then deleted`,
+  );
   lines.push(`${o.n} measured runs per tool after ${o.warmup} warm-up run(s), tools interleaved; seconds`);
   lines.push('');
   const rows = [['tool', 'part', 'median', 'min', 'max', 'first']];
@@ -437,8 +462,45 @@ function printReport(r: Report): void {
   lines.push('  the blob from memory, written there by the push), `sync` runs (untimed) before every run. containerd gets');
   lines.push('  a fresh root and is restarted before each run, its start-up untimed; its time is `ctr images pull` (fetch');
   lines.push('  into the content store + unpack into the overlayfs snapshotter). The CLIs are timed around their process.');
+  lines.push('  Outputs are deleted at the end, not between runs: on ext4 without a journal, files deleted in the last');
+  lines.push('  minutes slow down the creation of new ones (see README); wait a few minutes between two invocations.');
   lines.push(r.leaks.length === 0 ? 'cleanup: nothing left behind' : `cleanup: LEAKS\n  ${r.leaks.join('\n  ')}`);
   console.log(lines.join('\n'));
+}
+
+interface Storage {
+  /** Filesystem of the work directory: type and mount options. */
+  filesystem: string;
+  freeBytes: number;
+  /** What keeping every run's output until the end takes, roughly. */
+  neededBytes: number;
+  deleteEach: boolean;
+}
+
+/** The filesystem the runs write to, and whether it has room to keep every run's output until the end. */
+function workStorage(dir: string, o: Options, image: MinbaseImage): Storage {
+  const m = mounts()
+    .filter((x) => dir === x.target || dir.startsWith(x.target.endsWith('/') ? x.target : `${x.target}/`))
+    .sort((a, b) => b.target.length - a.target.length)[0];
+  const { size, tarSize } = image.layer;
+  const perRound: Record<ToolName, number> = {
+    berth: size + tarSize, // the blob and the snapshot
+    containerd: size + tarSize,
+    'skopeo-umoci': size + tarSize,
+    gunzip: 0,
+    tar: tarSize,
+  };
+  const round = TOOLS.filter((t) => wants(o, t)).reduce((sum, t) => sum + perRound[t], 0);
+  // Small files round up to 4 KiB blocks; 25 % covers that and the metadata.
+  const neededBytes = Math.ceil(round * (o.warmup + o.n) * 1.25);
+  const st = statfsSync(dir);
+  const freeBytes = st.bavail * st.bsize;
+  return {
+    filesystem: m ? `${m.type} (${m.source} on ${m.target}, ${m.options})` : 'unknown',
+    freeBytes,
+    neededBytes,
+    deleteEach: freeBytes < neededBytes + 2e9,
+  };
 }
 
 function wants(o: Options, tool: ToolName): boolean {
@@ -470,15 +532,21 @@ async function main(): Promise<number> {
   if (ac.signal.aborted) return 130;
   const environment = describeEnvironment(VERSIONED);
 
+  const dir = mkdtempSync('/tmp/berth-bench-pull-');
+  const storage = workStorage(dir, o, image);
+  if (storage.deleteEach) {
+    progress(`only ${(storage.freeBytes / 1e9).toFixed(1)} GB free in ${dir}: deleting each run's output right after it (see README)`);
+  }
   const ws: Workspace = {
-    dir: mkdtempSync('/tmp/berth-bench-pull-'),
+    dir,
     registry: undefined,
     daemons: new Set(),
+    deleteEach: storage.deleteEach,
     leaks: [],
     cgroupsBefore: new Set(ourCgroups()),
   };
   const checks: Checks = {};
-  let body: Pick<Report, 'reference' | 'setup' | 'results' | 'comparisons'>;
+  let body: Pick<Report, 'reference' | 'setup' | 'storage' | 'results' | 'comparisons'>;
   try {
     ws.registry = await startRegistry(join(ws.dir, 'registry'));
     const reference = `${ws.registry.host}/${REPOSITORY}:latest`;
@@ -494,7 +562,7 @@ async function main(): Promise<number> {
     if (wants(o, 'gunzip')) tools.push(gunzipTool(image));
     if (wants(o, 'tar')) tools.push(tarTool(ws, image));
     const results = await measure(tools, o, ac.signal);
-    body = { reference, setup: { built: image.built, pushMs: push.ms }, results, comparisons: compare(results) };
+    body = { reference, setup: { built: image.built, pushMs: push.ms }, storage, results, comparisons: compare(results) };
   } catch (e) {
     for (const leak of await cleanup(ws, o.cache)) progress(`leak: ${leak}`);
     if (ac.signal.aborted) return 130;
