@@ -108,13 +108,16 @@ export class Image {
     // Unpacking comes before the 'done' event, as docker pull only says "Pull complete" once a layer is extracted.
     const emit = options.onProgress;
     let done: PullEvent | undefined;
+    const snapshots = options.unpack !== false ? new SnapshotStore(root) : undefined;
     const r = await pullImage(reference, store, {
       ...options,
+      ...(snapshots ? { snapshots } : {}),
       onProgress: (e) => (e.type === 'done' ? (done = e) : emit?.(e)),
     });
     const image = new Image(store, r.reference, r.digest, r.manifest, r.config);
-    if (options.unpack !== false) {
-      await new SnapshotStore(root).ensure(image, store, {
+    if (snapshots) {
+      // Layers whose blobs were already stored (so not downloaded now) are unpacked from the store here.
+      await snapshots.ensure(image, store, {
         ...(options.signal ? { signal: options.signal } : {}),
         onLayer: (digest, status, current, total) => emit?.({ type: 'extract', digest, status, current, total }),
       });

@@ -11,6 +11,9 @@ import { parseReference, type ImageReference } from './reference.js';
 import { RegistryClient, RegistryError, type RegistryOptions } from './registry.js';
 import { ImageStore } from './store.js';
 import { DigestMismatchError, SizeMismatchError } from './errors.js';
+import { chainIds, type SnapshotStore } from './snapshot.js';
+import { existsSync } from 'node:fs';
+import { PassThrough } from 'node:stream';
 
 /** Progress of a pull, per image and per blob (what a CLI draws progress bars from). */
 export type PullEvent =
@@ -33,6 +36,8 @@ export interface PullOptions extends RegistryOptions {
   onProgress?: (event: PullEvent) => void;
   /** Unpack the layers into snapshots as part of the pull, as `docker pull` does (default true). */
   unpack?: boolean;
+  /** Where layers are unpacked while they download (set by Image.pull when unpacking). */
+  snapshots?: SnapshotStore;
 }
 
 /** What a pull produced. */
@@ -104,18 +109,29 @@ export async function pullImage(reference: string | ImageReference, store: Image
   });
 
   // Foreign-layer URLs are never followed (CVE-2020-15157): every blob comes from the registry by digest.
-  const blobs: { d: Descriptor; kind: 'config' | 'layer' }[] = [
-    { d: manifest.config, kind: 'config' },
-    ...manifest.layers.map((d) => ({ d, kind: 'layer' as const })),
-  ];
-  await runLimited(blobs, options.concurrency ?? 3, signal, ({ d, kind }) => fetchBlob(client, store, ref.path, d, kind, emit, signal));
-
+  // The config first: its diff IDs let each layer be unpacked (and verified) while it downloads.
+  await fetchBlob(client, store, ref.path, manifest.config, 'config', emit, signal);
   const config = parseImageConfig(await store.readBlob(manifest.config.digest, { size: manifest.config.size }));
   if (config.rootfs.diff_ids.length !== manifest.layers.length) {
     throw new ManifestError(
       `${ref.toString()}: the config lists ${config.rootfs.diff_ids.length} layer diff IDs but the manifest has ${manifest.layers.length} layers`,
     );
   }
+  const chains = chainIds(config.rootfs.diff_ids);
+  const snapshots = options.snapshots;
+  await runLimited(manifest.layers.map((d, i) => ({ d, i })), options.concurrency ?? 3, signal, ({ d, i }) => {
+    const chain = chains[i]!;
+    const unpack = snapshots && !existsSync(snapshots.path(chain))
+      ? (stream: NodeJS.ReadableStream) => {
+          emit({ type: 'extract', digest: d.digest, status: 'extracting', current: 0, total: d.size });
+          return snapshots.unpack(chain, config.rootfs.diff_ids[i]!, d.digest, stream, {
+            ...(signal ? { signal } : {}),
+            onProgress: (bytes) => emit({ type: 'extract', digest: d.digest, status: 'extracting', current: bytes, total: d.size }),
+          }).then(() => emit({ type: 'extract', digest: d.digest, status: 'done', current: d.size, total: d.size }));
+        }
+      : undefined;
+    return fetchBlob(client, store, ref.path, d, 'layer', emit, signal, unpack);
+  });
   // The manifest goes in last, then the tag: a store never points at an image with missing blobs.
   await store.writeBlob({ digest: manifestDigest, size: manifestBytes.length }, manifestBytes, signal ? { signal } : {});
   await store.setTag(ref.toString(), {
@@ -137,6 +153,7 @@ async function fetchBlob(
   kind: 'config' | 'layer',
   emit: (e: PullEvent) => void,
   signal: AbortSignal | undefined,
+  unpack?: (stream: NodeJS.ReadableStream) => Promise<void>,
 ): Promise<void> {
   if (store.hasBlob(d.digest)) {
     emit({ type: 'blob', digest: d.digest, kind, status: 'exists', current: d.size, total: d.size });
@@ -146,10 +163,13 @@ async function fetchBlob(
     try {
       emit({ type: 'blob', digest: d.digest, kind, status: 'downloading', current: 0, total: d.size });
       const blob = await client.blob(repository, d.digest, signal);
-      await store.writeBlob({ digest: d.digest, size: d.size }, blob.body, {
-        ...(signal ? { signal } : {}),
-        onProgress: (current) => emit({ type: 'blob', digest: d.digest, kind, status: 'downloading', current, total: d.size }),
-      });
+      const write = (body: AsyncIterable<Uint8Array>) =>
+        store.writeBlob({ digest: d.digest, size: d.size }, body, {
+          ...(signal ? { signal } : {}),
+          onProgress: (current) => emit({ type: 'blob', digest: d.digest, kind, status: 'downloading', current, total: d.size }),
+        });
+      if (unpack) await tee(blob.body, write, unpack);
+      else await write(blob.body);
       emit({ type: 'blob', digest: d.digest, kind, status: 'done', current: d.size, total: d.size });
       return;
     } catch (e) {
@@ -164,6 +184,65 @@ async function fetchBlob(
       await new Promise((r) => setTimeout(r, 200 * attempt));
     }
   }
+}
+
+/**
+ * Feeds one stream to two consumers at once (the blob store and the layer unpacker), at the pace of the slower.
+ * If either fails, both are stopped; the first error wins.
+ */
+async function tee(
+  source: AsyncIterable<Uint8Array>,
+  a: (s: AsyncIterable<Uint8Array>) => Promise<void>,
+  b: (s: NodeJS.ReadableStream) => Promise<void>,
+): Promise<void> {
+  const left = new PassThrough({ highWaterMark: 1 << 20 });
+  const right = new PassThrough({ highWaterMark: 1 << 20 });
+  const ready = (s: PassThrough) => new Promise<void>((resolve) => {
+    const done = () => {
+      s.off('drain', done);
+      s.off('close', done);
+      resolve();
+    };
+    s.once('drain', done);
+    s.once('close', done);
+  });
+  let stopped = false;
+  const stop = (e: unknown) => {
+    if (stopped) return;
+    stopped = true;
+    left.destroy(e as Error);
+    right.destroy(e as Error);
+  };
+  const pump = (async () => {
+    try {
+      for await (const chunk of source) {
+        if (stopped) break;
+        const waits: Promise<void>[] = [];
+        if (!left.write(chunk)) waits.push(ready(left));
+        if (!right.write(chunk)) waits.push(ready(right));
+        if (waits.length) await Promise.all(waits);
+      }
+      if (!stopped) {
+        left.end();
+        right.end();
+      }
+    } catch (e) {
+      stop(e);
+    }
+  })();
+  const results = await Promise.allSettled([
+    a(left).catch((e) => {
+      stop(e);
+      throw e;
+    }),
+    b(right).catch((e) => {
+      stop(e);
+      throw e;
+    }),
+  ]);
+  await pump;
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** Runs `work` over `items` with at most `limit` in flight; the first failure aborts the rest. */

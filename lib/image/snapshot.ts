@@ -66,29 +66,45 @@ export class SnapshotStore {
         continue;
       }
       options.onLayer?.(layer.digest, 'extracting', 0, layer.size);
-      const tmp = join(this.dir, `.tmp-${randomBytes(8).toString('hex')}`);
-      mkdirSync(tmp, { mode: 0o755 });
-      chmodSync(tmp, 0o755); // the umask must not decide the mode of the container's "/"
-      try {
-        const { diffId } = await applyLayer(store.openBlob(layer.digest, { size: layer.size }), tmp, {
-          ...(options.signal ? { signal: options.signal } : {}),
-          onProgress: (bytes) => options.onLayer?.(layer.digest, 'extracting', bytes, layer.size),
-        });
-        if (diffId !== diffIds[i]) throw new DiffIdMismatchError(layer.digest, diffIds[i]!, diffId);
-        try {
-          renameSync(tmp, final);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
-          rmSync(tmp, { recursive: true, force: true }); // another process finished it first
-        }
-        options.onLayer?.(layer.digest, 'done', layer.size, layer.size);
-      } catch (e) {
-        rmSync(tmp, { recursive: true, force: true });
-        throw e;
-      }
+      await this.unpack(chains[i]!, diffIds[i]!, layer.digest, store.openBlob(layer.digest, { size: layer.size }), {
+        ...(options.signal ? { signal: options.signal } : {}),
+        onProgress: (bytes) => options.onLayer?.(layer.digest, 'extracting', bytes, layer.size),
+      });
+      options.onLayer?.(layer.digest, 'done', layer.size, layer.size);
     }
     return dirs;
+  }
+
+  /**
+   * Unpacks one layer stream into the snapshot `chainId`: into a temporary directory first, renamed into place only
+   * when the stream's diff ID is `diffId`. If another process finished the same snapshot first, ours is dropped.
+   * Used both after a download and while downloading (the pull tees the registry stream into it).
+   */
+  async unpack(
+    chainId: string,
+    diffId: string,
+    layerDigest: string,
+    source: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
+    options: { signal?: AbortSignal; onProgress?: (bytes: number) => void } = {},
+  ): Promise<void> {
+    const final = this.path(chainId);
+    const tmp = join(this.dir, `.tmp-${randomBytes(8).toString('hex')}`);
+    mkdirSync(tmp, { mode: 0o755 });
+    chmodSync(tmp, 0o755); // the umask must not decide the mode of the container's "/"
+    try {
+      const result = await applyLayer(source, tmp, options);
+      if (result.diffId !== diffId) throw new DiffIdMismatchError(layerDigest, diffId, result.diffId);
+      try {
+        renameSync(tmp, final);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
+        rmSync(tmp, { recursive: true, force: true }); // another process finished it first
+      }
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    }
   }
 
   /**
