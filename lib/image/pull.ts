@@ -13,7 +13,6 @@ import { ImageStore } from './store.js';
 import { DigestMismatchError, SizeMismatchError } from './errors.js';
 import { chainIds, type SnapshotStore } from './snapshot.js';
 import { existsSync } from 'node:fs';
-import { PassThrough } from 'node:stream';
 
 /** Progress of a pull, per image and per blob (what a CLI draws progress bars from). */
 export type PullEvent =
@@ -122,7 +121,7 @@ export async function pullImage(reference: string | ImageReference, store: Image
   await runLimited(manifest.layers.map((d, i) => ({ d, i })), options.concurrency ?? 3, signal, ({ d, i }) => {
     const chain = chains[i]!;
     const unpack = snapshots && !existsSync(snapshots.path(chain))
-      ? (stream: NodeJS.ReadableStream) => {
+      ? (stream: AsyncIterable<Uint8Array>) => {
           emit({ type: 'extract', digest: d.digest, status: 'extracting', current: 0, total: d.size });
           return snapshots.unpack(chain, config.rootfs.diff_ids[i]!, d.digest, stream, {
             ...(signal ? { signal } : {}),
@@ -153,7 +152,7 @@ async function fetchBlob(
   kind: 'config' | 'layer',
   emit: (e: PullEvent) => void,
   signal: AbortSignal | undefined,
-  unpack?: (stream: NodeJS.ReadableStream) => Promise<void>,
+  unpack?: (stream: AsyncIterable<Uint8Array>) => Promise<void>,
 ): Promise<void> {
   if (store.hasBlob(d.digest)) {
     emit({ type: 'blob', digest: d.digest, kind, status: 'exists', current: d.size, total: d.size });
@@ -187,45 +186,91 @@ async function fetchBlob(
 }
 
 /**
+ * A bounded single-consumer queue of chunks, iterated without ever concatenating them (a Readable's async
+ * iterator copies whatever is buffered into one Buffer on each read: measurable on a 200 MB layer).
+ */
+class Channel implements AsyncIterable<Uint8Array> {
+  readonly #queue: Uint8Array[] = [];
+  #bytes = 0;
+  #ended = false;
+  #closed = false; // the consumer stopped: further chunks are dropped
+  #error: unknown;
+  #wakeReader: (() => void) | undefined;
+  #wakeWriter: (() => void) | undefined;
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  /** Queues a chunk; resolves once the queue is below its limit again (or the consumer is gone). */
+  async push(chunk: Uint8Array): Promise<void> {
+    if (this.#closed) return;
+    this.#queue.push(chunk);
+    this.#bytes += chunk.length;
+    this.#wakeReader?.();
+    while (this.#bytes > this.#limit && !this.#closed) await new Promise<void>((r) => (this.#wakeWriter = r));
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.#wakeReader?.();
+  }
+
+  fail(error: unknown): void {
+    this.#error ??= error;
+    this.#ended = true;
+    this.#wakeReader?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    try {
+      for (;;) {
+        const chunk = this.#queue.shift();
+        if (chunk !== undefined) {
+          this.#bytes -= chunk.length;
+          if (this.#bytes <= this.#limit) this.#wakeWriter?.();
+          yield chunk;
+          continue;
+        }
+        if (this.#error !== undefined) throw this.#error;
+        if (this.#ended) return;
+        await new Promise<void>((r) => (this.#wakeReader = r));
+        this.#wakeReader = undefined;
+      }
+    } finally {
+      this.#closed = true;
+      this.#wakeWriter?.();
+    }
+  }
+}
+
+/**
  * Feeds one stream to two consumers at once (the blob store and the layer unpacker), at the pace of the slower.
  * If either fails, both are stopped; the first error wins.
  */
 async function tee(
   source: AsyncIterable<Uint8Array>,
   a: (s: AsyncIterable<Uint8Array>) => Promise<void>,
-  b: (s: NodeJS.ReadableStream) => Promise<void>,
+  b: (s: AsyncIterable<Uint8Array>) => Promise<void>,
 ): Promise<void> {
-  const left = new PassThrough({ highWaterMark: 1 << 20 });
-  const right = new PassThrough({ highWaterMark: 1 << 20 });
-  const ready = (s: PassThrough) => new Promise<void>((resolve) => {
-    const done = () => {
-      s.off('drain', done);
-      s.off('close', done);
-      resolve();
-    };
-    s.once('drain', done);
-    s.once('close', done);
-  });
+  const left = new Channel(4 << 20);
+  const right = new Channel(4 << 20);
   let stopped = false;
   const stop = (e: unknown) => {
     if (stopped) return;
     stopped = true;
-    left.destroy(e as Error);
-    right.destroy(e as Error);
+    left.fail(e);
+    right.fail(e);
   };
   const pump = (async () => {
     try {
       for await (const chunk of source) {
         if (stopped) break;
-        const waits: Promise<void>[] = [];
-        if (!left.write(chunk)) waits.push(ready(left));
-        if (!right.write(chunk)) waits.push(ready(right));
-        if (waits.length) await Promise.all(waits);
+        await Promise.all([left.push(chunk), right.push(chunk)]);
       }
-      if (!stopped) {
-        left.end();
-        right.end();
-      }
+      left.end();
+      right.end();
     } catch (e) {
       stop(e);
     }
