@@ -9,6 +9,7 @@
  * See bench/README.md for the method and its caveats. Needs root (unpacking keeps file owners; containerd).
  * @module
  */
+import { count, parseOnly } from './args.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -56,20 +57,6 @@ const USAGE = `usage: node dist/bench/pull.js [--n N] [--warmup N] [--only berth
             (default /var/tmp/berth-bench, or BERTH_BENCH_CACHE)
   --json    print the results as JSON on stdout (progress still goes to stderr)`;
 
-function count(name: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined || text === '') return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min} (got "${text}")`);
-  return n;
-}
-
-function parseOnly(text: string): ToolName[] {
-  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
-  const unknown = names.filter((n) => !(TOOLS as readonly string[]).includes(n));
-  if (unknown.length > 0) throw new Error(`--only: unknown tool ${unknown.join(', ')} (known: ${TOOLS.join(', ')})`);
-  return names as ToolName[];
-}
-
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
@@ -86,7 +73,7 @@ function parseOptions(argv: string[]): Options {
   return {
     n: count('n', values.n ?? process.env.BENCH_N, 5, 1),
     warmup: count('warmup', values.warmup, 1, 0),
-    only: values.only ? parseOnly(values.only) : null,
+    only: values.only ? parseOnly(values.only, TOOLS, 'tool') : null,
     cache: values.cache ?? (process.env.BERTH_BENCH_CACHE || '/var/tmp/berth-bench'),
     json: values.json ?? false,
   };

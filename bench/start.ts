@@ -8,6 +8,7 @@
  * See bench/README.md for the method and its caveats. Needs root (like the runtimes it compares).
  * @module
  */
+import { count, parseOnly } from './args.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,20 +51,6 @@ const USAGE = `usage: node dist/bench/start.js [--n N] [--total N] [--width N] [
   --only    comma-separated runtimes to run (berth means both berth paths)
   --json    print the results as JSON on stdout (progress still goes to stderr)`;
 
-function count(name: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined || text === '') return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min} (got "${text}")`);
-  return n;
-}
-
-function parseOnly(text: string): string[] {
-  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
-  const unknown = names.filter((n) => !RUNTIME_NAMES.includes(n));
-  if (unknown.length > 0) throw new Error(`--only: unknown runtime ${unknown.join(', ')} (known: ${RUNTIME_NAMES.join(', ')})`);
-  return names;
-}
-
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
@@ -84,7 +71,7 @@ function parseOptions(argv: string[]): Options {
     width: count('width', values.width, 4, 1),
     warmup: count('warmup', values.warmup, 5, 1),
     rootfs: values.rootfs ?? join(fixtures, 'busybox'),
-    only: values.only ? parseOnly(values.only) : null,
+    only: values.only ? parseOnly(values.only, RUNTIME_NAMES, 'runtime') : null,
     json: values.json ?? false,
   };
 }
