@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -558,8 +559,10 @@ Napi::Value AttachDeviceFilter(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Opens `path` inside the directory `root` the way the container would see it: symlinks followed but never out
-// of the root (openat2 RESOLVE_IN_ROOT), no magic links, never blocking on a FIFO. Read-only.
+// Opens the regular file `path` inside the directory `root` the way the container would see it: symlinks followed
+// but never out of the root (openat2 RESOLVE_IN_ROOT), no magic links. Found first as O_PATH and checked, so a
+// device or FIFO the image put there is never opened on the host; an overlay whiteout (char 0:0) is reported as
+// such (error.whiteout) so layered lookups can stop at it. Read-only.
 Napi::Value OpenInRoot(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string root = info[0].As<Napi::String>().Utf8Value();
@@ -568,14 +571,34 @@ Napi::Value OpenInRoot(const Napi::CallbackInfo& info) {
   if (rootFd < 0) throw errnoError(env, "open root", errno);
   struct open_how how;
   memset(&how, 0, sizeof how);
-  how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+  how.flags = O_PATH | O_CLOEXEC;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   const char* rel = path.c_str();
   while (*rel == '/') rel++;
-  int fd = (int)syscall(SYS_openat2, rootFd, *rel ? rel : ".", &how, sizeof how);
+  int pathFd = (int)syscall(SYS_openat2, rootFd, *rel ? rel : ".", &how, sizeof how);
   int e = errno;
   close(rootFd);
-  if (fd < 0) throw errnoError(env, "openat2", e);
+  if (pathFd < 0) throw errnoError(env, "openat2", e);
+  struct stat st;
+  if (fstat(pathFd, &st) < 0) {
+    e = errno;
+    close(pathFd);
+    throw errnoError(env, "fstat", e);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(pathFd);
+    bool whiteout = S_ISCHR(st.st_mode) && st.st_rdev == 0;
+    Napi::Error err = errnoError(env, "open (not a regular file)", whiteout ? ENOENT : ENODEV);
+    if (whiteout) err.Set("whiteout", Napi::Boolean::New(env, true));
+    throw err;
+  }
+  // Reopen the very inode found (no second path walk) for reading.
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", pathFd);
+  int fd = open(proc, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  e = errno;
+  close(pathFd);
+  if (fd < 0) throw errnoError(env, "reopen", e);
   return Napi::Number::New(env, fd);
 }
 

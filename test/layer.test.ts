@@ -453,3 +453,31 @@ describe('hostile archives', () => {
     await expect(applyLayer(chunked(tar()), dst, { signal: ac.signal })).rejects.toMatchObject({ code: 'ERR_ABORTED' });
   });
 });
+
+describe('xattrs from the archive (review)', () => {
+  // A pax archive made by Python's tarfile: xattr records on one file, repeated, and overlayfs-private ones.
+  const paxArchive = (records: Record<string, string>): Buffer =>
+    execFileSync('python3', ['-c', `
+import io, sys, tarfile, json
+records = json.loads(sys.argv[1])
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode='w', format=tarfile.PAX_FORMAT) as t:
+    info = tarfile.TarInfo('file')
+    info.size = 2
+    info.pax_headers = records
+    t.addfile(info, io.BytesIO(b'hi'))
+sys.stdout.buffer.write(buf.getvalue())
+`, JSON.stringify(records)]);
+
+  it('drops trusted.* xattrs (overlayfs keeps its private metadata there) and keeps user.* ones', async () => {
+    const dst = freshDir('xattr-trusted');
+    await applyLayer(chunked(paxArchive({ 'SCHILY.xattr.trusted.overlay.redirect': '/etc', 'SCHILY.xattr.user.note': 'kept' })), dst);
+    expect(getxattr(join(dst, 'file'), 'trusted.overlay.redirect')).toBeUndefined();
+    expect(getxattr(join(dst, 'file'), 'user.note')?.toString()).toBe('kept');
+  });
+
+  it('refuses an xattr value beyond the kernel\'s 64 KiB', async () => {
+    const dst = freshDir('xattr-big');
+    await expect(applyLayer(chunked(paxArchive({ 'SCHILY.xattr.user.big': 'x'.repeat(70 * 1024) })), dst)).rejects.toThrow(/too large/);
+  });
+});

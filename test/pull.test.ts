@@ -2,7 +2,7 @@
 // re-pulls, a corrupting registry, aborts, several processes pulling at once, and skopeo reading the result.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -87,6 +87,9 @@ describe('Image.pull', () => {
     expect(extracted).toBeGreaterThan(0);
     expect(extracted).toBeLessThan(events.length - 1);
     expect(readdirSync(join(root, 'snapshots')).filter((d) => !d.startsWith('.'))).toHaveLength(1);
+    // Snapshots (setuid binaries, device nodes) and blobs (private images) are for root only.
+    expect(statSync(join(root, 'snapshots')).mode & 0o777).toBe(0o700);
+    expect(statSync(join(root, 'images')).mode & 0o777).toBe(0o700);
     expect(events.at(-1)).toEqual({ type: 'done', reference: 'docker.io/library/busybox:latest', digest: pushed.digest });
     const list = await Image.list({ root });
     expect(list.map((i) => i.familiar)).toEqual(['busybox:latest']);

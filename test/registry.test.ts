@@ -138,10 +138,12 @@ describe('resilience', () => {
     const layer = m.manifest.layers[0]!;
     // "CDN": another host (another port) that serves the blob from the registry with the real credentials itself.
     const cdn = await proxy(basic.url, () => 'pass');
-    const front = await proxy(basic.url, ({ url }) => (url.includes('/blobs/') ? { redirect: `${cdn.url}${url}` } : 'pass'));
+    // Like a real registry, the front redirects only an authorized request (an anonymous one gets its 401).
+    const front = await proxy(basic.url, ({ url, auth }) => (url.includes('/blobs/') && auth ? { redirect: `${cdn.url}${url}` } : 'pass'));
     try {
       const client = new RegistryClient(front.host, { credentials: async () => creds });
-      await expect(client.blob('team/app', layer.digest)).rejects.toThrow(/access denied|401/);
+      // The CDN's 401 is not answered with our credentials: a plain error.
+      await expect(client.blob('team/app', layer.digest)).rejects.toThrow(/access denied by the host it redirected to/);
       expect(front.seen.some((s) => s.url.includes('/blobs/') && s.auth)).toBe(true);
       expect(cdn.seen.filter((s) => s.auth !== undefined)).toEqual([]);
     } finally {
@@ -162,6 +164,22 @@ describe('resilience', () => {
       await bad.close();
       await good.close();
     }
+  });
+
+  it('never downgrades an https registry to plain http through a redirect, and caps manifest size', async () => {
+    const calls: string[] = [];
+    const fake: typeof fetch = async (input, init) => {
+      const url = String(input);
+      calls.push(`${url} ${(init?.headers as Record<string, string>)?.authorization ?? ''}`);
+      if (url.startsWith('https://reg.example/v2/a/manifests/')) return new Response(null, { status: 307, headers: { location: 'http://reg.example/x' } });
+      if (url.startsWith('https://big.example/')) return new Response('x'.repeat(16), { status: 200, headers: { 'content-length': String(5 * 1024 * 1024) } });
+      return new Response('unexpected', { status: 500 });
+    };
+    const client = new RegistryClient('reg.example', { fetch: fake, credentials: async () => creds, attempts: 1 });
+    await expect(client.getManifest('a', 'latest')).rejects.toThrow(/https to plain http/);
+    expect(calls.filter((c) => c.startsWith('http://'))).toEqual([]);
+    const big = new RegistryClient('big.example', { fetch: fake, attempts: 1 });
+    await expect(big.getManifest('a', 'latest')).rejects.toThrow(/more than the 4194304 allowed/);
   });
 
   it('refuses a blob digest that is not a digest before making any request', async () => {

@@ -53,8 +53,10 @@ export function overlayDirs(containerDir: string, lowers: string[]): { rootPath:
 }
 
 /**
- * Reads a file as the container will see it: from the top-most layer that has it, stopping at a whiteout (an
- * overlay char device 0:0) that deleted it. Reads stay inside each snapshot (openat2 RESOLVE_IN_ROOT).
+ * Reads a regular file as the container will see it: from the top-most layer that has it, stopping at a whiteout
+ * (an overlay char device 0:0) that deleted it. Reads stay inside each snapshot (openat2 RESOLVE_IN_ROOT) and never
+ * open anything but a regular file. (Not modelled: opaque directories and a directory replaced by a file in an
+ * upper layer; those make a lower layer's file visible here that the container would not see.)
  */
 export function layeredReader(lowers: readonly string[]): (path: string) => string | undefined {
   return (path) => {
@@ -63,15 +65,13 @@ export function layeredReader(lowers: readonly string[]): (path: string) => stri
       try {
         fd = native.openInRoot(dir, path);
       } catch (e) {
-        const errno = (e as { errno?: number }).errno;
-        if (errno === 2 || errno === 20) continue; // not in this layer
-        // ENXIO: a whiteout device is opened (O_NONBLOCK char 0:0) → gone; anything else unreadable: gone too
-        return undefined;
+        const err = e as { errno?: number; whiteout?: boolean };
+        if (err.whiteout) return undefined; // deleted by this layer
+        if (err.errno === 2 || err.errno === 20) continue; // not in this layer
+        return undefined; // not a regular file, or unreadable: nothing to parse
       }
       try {
-        const st = fstatSync(fd);
-        if (st.isCharacterDevice() && st.rdev === 0) return undefined; // whiteout: deleted by this layer
-        if (!st.isFile() || st.size > 4 * 1024 * 1024) return undefined;
+        if (fstatSync(fd).size > 4 * 1024 * 1024) return undefined;
         return readFileSync(fd, 'utf8');
       } finally {
         closeSync(fd);

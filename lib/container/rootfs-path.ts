@@ -20,7 +20,8 @@ export function readRootfsFile(rootfs: string, path: string, maxBytes = 4 * 1024
     fd = native.openInRoot(rootfs, path);
   } catch (e) {
     const errno = (e as { errno?: number }).errno;
-    if (errno === 2 || errno === 20 || errno === 40) return undefined; // ENOENT, ENOTDIR, ELOOP
+    // ENOENT, ENOTDIR, ELOOP, ENODEV (not a regular file: never opened)
+    if (errno === 2 || errno === 20 || errno === 40 || errno === 19) return undefined;
     throw e;
   }
   try {

@@ -659,10 +659,34 @@ function parsePax(data: Buffer, entry: string, ov: Overrides): void {
         break;
       }
       default:
-        if (key.startsWith('SCHILY.xattr.')) ov.xattrs.push(key.slice('SCHILY.xattr.'.length), Buffer.from(value));
+        if (key.startsWith('SCHILY.xattr.')) setXattr(ov, key.slice('SCHILY.xattr.'.length), Buffer.from(value), entry);
       // Other records (atime, ctime, uname, gname, comments, GNU sparse...) do not change what we write.
     }
   }
+}
+
+/** The kernel's limit for one xattr value; and a cap on all of one entry's xattrs together. */
+const MAX_XATTR_VALUE = 64 * 1024;
+const MAX_XATTRS_TOTAL = 1024 * 1024;
+
+/**
+ * Records an xattr for the next entry: the same key again replaces the value (so repeated pax headers cannot pile
+ * up memory), and `trusted.*` names are dropped: overlayfs keeps its private metadata there (redirects, origins,
+ * whiteouts), and an image has no business setting it.
+ */
+function setXattr(ov: Overrides, name: string, value: Buffer, entry: string): void {
+  if (name.startsWith('trusted.')) return;
+  if (value.length > MAX_XATTR_VALUE) throw new LayerError(`xattr ${name} of ${value.length} bytes is too large`, { entry });
+  for (let i = 0; i < ov.xattrs.length; i += 2) {
+    if (ov.xattrs[i] === name) {
+      ov.xattrs[i + 1] = value;
+      return;
+    }
+  }
+  ov.xattrs.push(name, value);
+  let total = 0;
+  for (let i = 1; i < ov.xattrs.length; i += 2) total += (ov.xattrs[i] as Uint8Array).length;
+  if (total > MAX_XATTRS_TOTAL) throw new LayerError(`the xattrs of one entry exceed ${MAX_XATTRS_TOTAL} bytes`, { entry });
 }
 
 function padding(size: number): number {

@@ -64,6 +64,8 @@ export class PlatformNotFoundError extends BerthError {
 }
 
 const BLOB_ATTEMPTS = 4;
+/** Image configs are small JSON; a declared size beyond this is refused before anything is downloaded. */
+const MAX_CONFIG_BYTES = 32 * 1024 * 1024;
 
 /** Pulls `reference` into the image store of `options.root`. */
 export async function pullImage(reference: string | ImageReference, store: ImageStore, options: PullOptions = {}): Promise<PullResult> {
@@ -107,6 +109,9 @@ export async function pullImage(reference: string | ImageReference, store: Image
     layers: manifest.layers.map((l) => ({ digest: l.digest, size: l.size })),
   });
 
+  if (manifest.config.size > MAX_CONFIG_BYTES) {
+    throw new ManifestError(`${ref.toString()}: the image config is ${manifest.config.size} bytes, more than the ${MAX_CONFIG_BYTES} allowed`);
+  }
   // Foreign-layer URLs are never followed (CVE-2020-15157): every blob comes from the registry by digest.
   // The config first: its diff IDs let each layer be unpacked (and verified) while it downloads.
   await fetchBlob(client, store, ref.path, manifest.config, 'config', emit, signal);

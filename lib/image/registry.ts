@@ -107,10 +107,16 @@ export class RegistryClient {
   async getManifest(repository: string, reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
     const path = `/v2/${repository}/manifests/${reference}`;
     const res = await this.#request(repository, path, { accept: MANIFEST_ACCEPT, signal });
-    const bytes = Buffer.from(await res.arrayBuffer());
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${repository}:${reference}`);
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-    if (reference.startsWith('sha256:') && digest !== reference) {
-      throw new RegistryError(`the registry sent a manifest whose digest ${digest} does not match the requested ${reference}`);
+    // A digest reference is verified with its own algorithm (an index may name sha512 manifests).
+    const algorithm = /^(sha256|sha512):/.exec(reference)?.[1];
+    if (algorithm) {
+      const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+      if (actual !== reference) {
+        throw new RegistryError(`the registry sent a manifest whose digest ${actual} does not match the requested ${reference}`);
+      }
+      return { bytes, mediaType: res.headers.get('content-type')?.split(';')[0]?.trim() ?? '', digest: algorithm === 'sha256' ? digest : reference };
     }
     const mediaType = res.headers.get('content-type')?.split(';')[0]?.trim() ?? '';
     return { bytes, mediaType, digest };
@@ -168,14 +174,21 @@ export class RegistryClient {
     let challenged = false;
     for (let attempt = 1; ; attempt++) {
       let res: Response;
+      let sameOrigin: boolean;
       try {
-        res = await this.#followRedirects(new URL(path, endpoint.base), authorization, opts);
+        ({ res, sameOrigin } = await this.#followRedirects(new URL(path, endpoint.base), authorization, opts));
       } catch (e) {
+        if (e instanceof RegistryError) throw e;
         if (opts.signal?.aborted || attempt >= attempts) {
           throw new RegistryError(`cannot reach ${endpoint.base}: ${(e as Error).message}`, undefined, { cause: e });
         }
         await sleep(backoff(attempt), opts.signal);
         continue;
+      }
+      if (res.status === 401 && !sameOrigin) {
+        // A challenge from where a redirect led is not the registry's: our credentials are not for it.
+        await res.body?.cancel();
+        throw new RegistryError(`${endpoint.base}${path}: access denied by the host it redirected to`, 401);
       }
       if (res.status === 401 && !challenged) {
         const header = res.headers.get('www-authenticate');
@@ -196,22 +209,51 @@ export class RegistryClient {
   }
 
   /** GET with manual redirects: the Authorization header only ever goes to the host it was issued for. */
-  async #followRedirects(url: URL, authorization: string | undefined, opts: { accept?: string; signal?: AbortSignal | undefined }): Promise<Response> {
-    const origin = url.host;
+  /**
+   * GET with manual redirects: the Authorization header only ever goes to the origin (scheme, host and port) it
+   * was issued for, and an https registry may not redirect to plain http. Returns the answer and whether it came
+   * from the original origin (a 401 from elsewhere must not be answered with our credentials).
+   */
+  async #followRedirects(url: URL, authorization: string | undefined, opts: { accept?: string; signal?: AbortSignal | undefined }): Promise<{ res: Response; sameOrigin: boolean }> {
+    const origin = url.origin;
+    const secure = url.protocol === 'https:';
     for (let hops = 0; hops < 6; hops++) {
       const headers: Record<string, string> = { 'user-agent': this.#options.userAgent ?? 'berth' };
       if (opts.accept) headers.accept = opts.accept;
-      if (authorization && url.host === origin) headers.authorization = authorization;
+      if (authorization && url.origin === origin) headers.authorization = authorization;
       const res = await this.#fetch(url, { headers, redirect: 'manual', ...(opts.signal ? { signal: opts.signal } : {}) });
-      if (res.status < 300 || res.status >= 400 || res.status === 304) return res;
+      if (res.status < 300 || res.status >= 400 || res.status === 304) return { res, sameOrigin: url.origin === origin };
       const location = res.headers.get('location');
       await res.body?.cancel();
-      if (!location) return res;
+      if (!location) return { res, sameOrigin: url.origin === origin };
       url = new URL(location, url);
       if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new RegistryError(`refusing redirect to ${url.protocol} URL`);
+      if (secure && url.protocol === 'http:' && !isLoopback(url.host)) {
+        throw new RegistryError(`refusing a redirect from https to plain http (${url.origin})`);
+      }
     }
     throw new RegistryError(`too many redirects fetching ${url.pathname}`);
   }
+}
+
+/** Docker's cap on a manifest's size: anything bigger is refused rather than read into memory. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** Reads a response body, refusing one longer than `limit`. */
+async function readLimited(res: Response, limit: number, what: string): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > limit) {
+    await res.body?.cancel();
+    throw new RegistryError(`${what} is ${declared} bytes, more than the ${limit} allowed`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>) {
+    total += chunk.length;
+    if (total > limit) throw new RegistryError(`${what} is more than the ${limit} bytes allowed`);
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks);
 }
 
 function backoff(attempt: number): number {
@@ -222,7 +264,7 @@ function backoff(attempt: number): number {
 async function responseError(endpoint: Endpoint, path: string, res: Response): Promise<RegistryError> {
   let detail = '';
   try {
-    const body = (await res.json()) as { errors?: { code?: string; message?: string }[] };
+    const body = JSON.parse((await readLimited(res, 64 * 1024, 'error body')).toString('utf8')) as { errors?: { code?: string; message?: string }[] };
     detail = (body.errors ?? []).map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
   } catch {
     // not JSON

@@ -35,7 +35,10 @@ export class SnapshotStore {
 
   constructor(root: string) {
     this.dir = join(root, 'snapshots');
-    mkdirSync(this.dir, { recursive: true, mode: 0o711 });
+    // Root only: snapshots hold the images' setuid binaries and device nodes, and a layer can make its own root
+    // directory world-writable; no host user may reach them (the overlay is mounted with root's credentials).
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    chmodSync(this.dir, 0o700);
   }
 
   /** The directory of a snapshot (it may not exist yet). */

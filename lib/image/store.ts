@@ -18,6 +18,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  chmodSync,
   closeSync,
   constants as fsConstants,
   createReadStream,
@@ -204,6 +205,9 @@ export class ImageStore {
    */
   static open(root: string, options: ImageStoreOptions = {}): ImageStore {
     const store = new ImageStore(join(resolve(root), 'images'), options);
+    // Private images' layers and configs (their Env may hold secrets) are for root only.
+    mkdirSync(store.path, { recursive: true, mode: 0o700 });
+    chmodSync(store.path, 0o700);
     mkdirSync(join(store.path, 'blobs', 'sha256'), { recursive: true });
     mkdirSync(store.#tmpDir, { recursive: true });
     const layoutPath = join(store.path, 'oci-layout');
