@@ -481,3 +481,19 @@ sys.stdout.buffer.write(buf.getvalue())
     await expect(applyLayer(chunked(paxArchive({ 'SCHILY.xattr.user.big': 'x'.repeat(70 * 1024) })), dst)).rejects.toThrow(/too large/);
   });
 });
+
+describe('end of archive (review)', () => {
+  it('refuses entries hidden after a single zero block, as Go\'s archive/tar does', async () => {
+    const real = execFileSync('python3', ['-c', `
+import io, sys, tarfile
+def one(name):
+    b = io.BytesIO()
+    with tarfile.open(fileobj=b, mode='w', format=tarfile.USTAR_FORMAT) as t:
+        i = tarfile.TarInfo(name); i.size = 2; t.addfile(i, io.BytesIO(b'hi'))
+    return b.getvalue()[:1024]  # header + data block, without the end marker
+sys.stdout.buffer.write(one('visible') + bytes(512) + one('hidden') + bytes(1024))
+`]);
+    const dst = freshDir('hidden-after-zero');
+    await expect(applyLayer(chunked(real), dst)).rejects.toThrow(/end-of-archive marker must be two zero blocks/);
+  });
+});

@@ -342,7 +342,7 @@ type State =
   | { kind: 'header' }
   | { kind: 'meta'; type: string; entry: string; left: number; pad: number; parts: Buffer[] }
   | { kind: 'data'; entry: string; left: number; pad: number; op: LayerOp | undefined; meta: LayerOp | undefined }
-  | { kind: 'end' };
+  | { kind: 'end'; check: number };
 
 /**
  * A streaming tar parser (ustar, pax, GNU long names; old v7 headers) that turns entries into {@link LayerOp}s.
@@ -372,9 +372,19 @@ class TarParser {
     while (pos < chunk.length) {
       const st = this.state;
       switch (st.kind) {
-        case 'end':
-          // After the end-of-archive marker: padding, hashed into the DiffID by the caller but not parsed.
-          return;
+        case 'end': {
+          // The end-of-archive marker is two zero blocks: the second must be zero too (as Go's archive/tar,
+          // which Docker uses, insists), so no tool sees entries here that we skipped. What follows is padding,
+          // hashed into the DiffID by the caller but not parsed.
+          const take = Math.min(st.check, chunk.length - pos);
+          for (let i = pos; i < pos + take; i++) {
+            if (chunk[i] !== 0) throw new LayerError('data after a zero block: the end-of-archive marker must be two zero blocks');
+          }
+          st.check -= take;
+          pos += take;
+          if (st.check === 0) return;
+          break;
+        }
         case 'header': {
           const take = Math.min(BLOCK - this.headerFill, chunk.length - pos);
           chunk.copy(this.header, this.headerFill, pos, pos + take);
@@ -459,8 +469,8 @@ class TarParser {
   private onHeader(budget: number): void {
     const h = this.header;
     if (isZero(h)) {
-      // The end-of-archive marker (two zero blocks; one is enough for us).
-      this.state = { kind: 'end' };
+      // The end-of-archive marker: this zero block, and the next one must be zero as well.
+      this.state = { kind: 'end', check: BLOCK };
       return;
     }
     const rawName = cstring(h, 0, 100);
