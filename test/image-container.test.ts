@@ -190,3 +190,18 @@ describe('image removal and garbage collection with containers', () => {
     expect(after.removedSnapshots).toBe(1);
   });
 });
+
+describe('snapshot gc against pulls and creates in progress', () => {
+  it('waits while a pull or container creation holds the snapshots', async () => {
+    const { SnapshotStore } = await import('../lib/image/snapshot.js');
+    const { Image } = await import('../lib/image/image.js');
+    const release = await new SnapshotStore(root).lock(false); // what a create holds until its state is written
+    let finished = false;
+    const gc = Image.gc({ root }).then(() => (finished = true));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(finished).toBe(false);
+    release();
+    await gc;
+    expect(finished).toBe(true);
+  });
+});

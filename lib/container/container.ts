@@ -29,6 +29,7 @@ import {
 import { collect, prepareStdio, safeClose, type StdioOption } from './stdio.js';
 import { resolveUser } from './user.js';
 import { applyImageConfig, imageRecord, layeredReader, overlayDirs, prepareImage, type ImageRootfs } from './image-rootfs.js';
+import { SnapshotStore } from '../image/snapshot.js';
 
 /** How a container's process ended. */
 export interface ExitInfo {
@@ -328,6 +329,25 @@ export class Container implements AsyncDisposable {
   ): Promise<Container> {
     if (signal?.aborted) throw new AbortError();
     const engine = await openEngine(rootPath);
+    // For an image: snapshots are held (shared lock, gc waits) until the container's state names them.
+    let releaseSnapshots: () => void = () => undefined;
+    if (o.image !== undefined) {
+      releaseSnapshots = await new SnapshotStore(engine.root.path).lock(false);
+    }
+    try {
+      return await Container.#createLocked(o, engine, signal, waitForStart, rawSpec);
+    } finally {
+      releaseSnapshots();
+    }
+  }
+
+  static async #createLocked(
+    o: ValidContainerOptions,
+    engine: Engine,
+    signal: AbortSignal | undefined,
+    waitForStart: boolean,
+    rawSpec: OciSpec | undefined,
+  ): Promise<Container> {
     const id = newContainerId();
     const name = o.name ?? `berth-${id.slice(0, 12)}`;
     const owner = selfIdentity();

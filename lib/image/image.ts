@@ -106,9 +106,19 @@ export class Image {
     const root = resolve(options.root ?? defaultRoot());
     const store = storeFor(root);
     // Unpacking comes before the 'done' event, as docker pull only says "Pull complete" once a layer is extracted.
+    const snapshots = options.unpack !== false ? new SnapshotStore(root) : undefined;
+    // Shared snapshots lock from the first unpack until the tag names them: gc cannot take them meanwhile.
+    const release = snapshots ? await snapshots.lock(false) : () => undefined;
+    try {
+      return await Image.#pullLocked(reference, store, root, snapshots, options);
+    } finally {
+      release();
+    }
+  }
+
+  static async #pullLocked(reference: string, store: ImageStore, root: string, snapshots: SnapshotStore | undefined, options: PullOptions): Promise<Image> {
     const emit = options.onProgress;
     let done: PullEvent | undefined;
-    const snapshots = options.unpack !== false ? new SnapshotStore(root) : undefined;
     const r = await pullImage(reference, store, {
       ...options,
       ...(snapshots ? { snapshots } : {}),
@@ -201,17 +211,18 @@ export class Image {
   static async gc(options: { root?: string } = {}): Promise<GcResult & { removedSnapshots: number }> {
     const root = resolve(options.root ?? defaultRoot());
     const store = storeFor(root);
-    const used = containerImages(root);
-    const result = await store.gc({ keepDigests: used.map((u) => u.digest) });
-    const keep = new Set(used.flatMap((u) => u.chainIds));
-    for (const { reference } of store.listTags()) {
-      try {
-        for (const c of chainIds((await Image.get(reference, { root })).config.rootfs.diff_ids)) keep.add(c);
-      } catch {
-        // not a single-platform image: it has no snapshots
+    const result = await store.gc({ keepDigests: containerImages(root).map((u) => u.digest) });
+    const removedSnapshots = await new SnapshotStore(root).gc(async () => {
+      const keep = new Set(containerImages(root).flatMap((u) => u.chainIds));
+      for (const { reference } of store.listTags()) {
+        try {
+          for (const c of chainIds((await Image.get(reference, { root })).config.rootfs.diff_ids)) keep.add(c);
+        } catch {
+          // not a single-platform image: it has no snapshots
+        }
       }
-    }
-    const removedSnapshots = new SnapshotStore(root).gc(keep);
+      return keep;
+    });
     return { ...result, removedSnapshots };
   }
 

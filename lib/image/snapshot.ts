@@ -5,7 +5,8 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { native } from '../native.js';
 import { join } from 'node:path';
 import { BerthError } from '../errors.js';
 import { applyLayer } from './layer.js';
@@ -111,19 +112,51 @@ export class SnapshotStore {
   }
 
   /**
-   * Removes every snapshot whose chain ID is not in `keep`, and temporary directories of unpacks that died (older
+   * Removes every snapshot whose chain ID is not in the set `keep` returns, and temporary directories of unpacks that died (older
    * than an hour). Returns how many snapshots were removed.
    */
-  gc(keep: ReadonlySet<string>): number {
+  async gc(keep: () => ReadonlySet<string> | Promise<ReadonlySet<string>>): Promise<number> {
+    // Exclusive against every pull and container creation using snapshots right now (they hold it shared), and
+    // what to keep is decided only once holding it, so nothing made meanwhile is missed.
+    const release = await this.lock(true);
+    try {
+      return this.#collect(await keep());
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Takes the snapshots lock: shared while snapshots are being made or chosen for a container (until its state,
+   * which names them, is written), exclusive for gc. Returns the release function.
+   */
+  async lock(exclusive: boolean): Promise<() => void> {
+    const fd = openSync(join(this.dir, '.lock'), 'a', 0o600);
+    const deadline = Date.now() + 5 * 60_000;
+    while (!native.flock(fd, exclusive)) {
+      if (Date.now() > deadline) {
+        closeSync(fd);
+        throw new BerthError('ERR_LOCK_TIMEOUT', `timed out waiting for ${this.dir}/.lock`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return () => closeSync(fd);
+  }
+
+  #collect(keep: ReadonlySet<string>): number {
     let removed = 0;
     for (const name of readdirSync(this.dir)) {
       const path = join(this.dir, name);
-      if (name.startsWith('.tmp-')) {
+      // ctime, not mtime: a layer sets its root's mtime (often to 1970); the rename into place sets ctime.
+      const age = (() => {
         try {
-          if (Date.now() - statSync(path).mtimeMs > 60 * 60_000) rmSync(path, { recursive: true, force: true });
+          return Date.now() - statSync(path).ctimeMs;
         } catch {
-          // removed meanwhile
+          return 0;
         }
+      })();
+      if (name.startsWith('.tmp-')) {
+        if (age > 60 * 60_000) rmSync(path, { recursive: true, force: true });
         continue;
       }
       if (!/^[a-f0-9]{64}$/.test(name) || keep.has(`sha256:${name}`)) continue;
