@@ -6,7 +6,13 @@
   "targets": [
     {
       "target_name": "berth",
-      "sources": ["addon/binding.cc", "addon/clone.cc", "addon/plan_codec.cc", "addon/layer.cc"],
+      "sources": ["addon/binding.cc", "addon/clone.cc", "addon/plan_codec.cc", "addon/layer.cc", "addon/codec.cc"],
+      "conditions": [
+        ["<!(test -f /usr/include/isa-l/igzip_lib.h && echo 1 || echo 0)==1", {
+          "defines": ["BERTH_HAVE_ISAL"],
+          "libraries": ["-ldl"]
+        }]
+      ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "ldflags": ["-Wl,-z,now"]

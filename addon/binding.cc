@@ -20,6 +20,7 @@
 
 #include "clone.h"
 #include "layer.h"
+#include "codec.h"
 #include "plan.h"
 #include "rawsys.h"
 
@@ -690,6 +691,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("layerOpenRoot", Napi::Function::New(env, LayerOpenRoot));
   exports.Set("layerApply", Napi::Function::New(env, LayerApply));
   exports.Set("Poller", Poller::Init(env));
+  exports.Set("Hasher", HasherClass(env));
+  exports.Set("Inflater", InflaterClass(env));
   return exports;
 }
 

@@ -151,6 +151,26 @@ export interface LayerApplyFailure extends Error {
   index?: number;
 }
 
+/** A digest computed on the thread pool: one `update` at a time, then `digest` once. */
+export interface NativeHasher {
+  update(buffers: Uint8Array[]): Promise<void>;
+  /** Lowercase hex. */
+  digest(): string;
+}
+
+/**
+ * A gzip inflater on the thread pool (ISA-L when available, else zlib) that digests what it inflates. One `push`
+ * at a time; each returns at most a few MiB of output (`drained` false: input is left, push again with none).
+ * Multi-member streams are accepted; anything after a member that is not gzip, a bad CRC or a cut stream rejects.
+ */
+export interface NativeInflater {
+  push(input: Uint8Array[] | null, end: boolean): Promise<{ out: Buffer[]; drained: boolean }>;
+  /** Hex digest of all the output; call once, after the last push. */
+  digest(): string;
+  /** Which implementation inflates: 'isa-l' or 'zlib'. */
+  readonly engine: string;
+}
+
 interface Poller {
   close(): void;
   ref(): void;
@@ -172,6 +192,8 @@ interface Binding {
   layerOpenRoot(path: string): number;
   layerApply(rootFd: number, ops: LayerOp[], pendingFd: number, flat: boolean): Promise<number>;
   Poller: new (fd: number, callback: (status: number) => void) => Poller;
+  Hasher: new (algorithm: string) => NativeHasher;
+  Inflater: (new (algorithm: string, engine: string) => NativeInflater) & { isalAvailable: boolean };
 }
 
 function packageRoot(): string {
@@ -242,6 +264,16 @@ export const native = {
    */
   layerApply: (rootFd: number, ops: LayerOp[], pendingFd: number, flat: boolean): Promise<number> =>
     load().layerApply(rootFd, ops, pendingFd, flat),
+  /** A sha256/sha512 digest whose updates run on the thread pool (large blobs keep the event loop free). */
+  hasher: (algorithm: 'sha256' | 'sha512'): NativeHasher => new (load().Hasher)(algorithm),
+  /**
+   * A gzip inflater on the thread pool that digests its output with `algorithm` (a layer's DiffID). `engine`:
+   * 'auto' uses ISA-L when libisal.so.2 loads, else zlib; 'isa-l' throws when ISA-L is not available.
+   */
+  inflater: (algorithm: 'sha256' | 'sha512' = 'sha256', engine: 'auto' | 'zlib' | 'isa-l' = 'auto'): NativeInflater =>
+    new (load().Inflater)(algorithm, engine),
+  /** Whether the addon can inflate with ISA-L (built with its header, and libisal.so.2 loads). */
+  isalAvailable: (): boolean => load().Inflater.isalAvailable,
   /** Calls `callback` once, on the event loop, when `fd` becomes readable (a pidfd: the process exited). */
   onReadable: (fd: number, callback: (status: number) => void): Poller => new (load().Poller)(fd, callback),
 };

@@ -22,6 +22,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyLayer } from '../lib/image/layer.js';
 import { LayerError } from '../lib/image/layer-errors.js';
+import { native } from '../lib/native.js';
 
 let work: string;
 beforeAll(() => {
@@ -496,4 +497,72 @@ sys.stdout.buffer.write(one('visible') + bytes(512) + one('hidden') + bytes(1024
     const dst = freshDir('hidden-after-zero');
     await expect(applyLayer(chunked(real), dst)).rejects.toThrow(/end-of-archive marker must be two zero blocks/);
   });
+});
+
+describe('gzip inflaters (ISA-L from Debian\'s libisal2, and zlib)', () => {
+  const saved = process.env.BERTH_GZIP;
+  afterAll(() => {
+    if (saved === undefined) delete process.env.BERTH_GZIP;
+    else process.env.BERTH_GZIP = saved;
+  });
+  it('ISA-L is available (test/prepare.sh installs libisal-dev), so the fast path is what the suite exercises', () => {
+    expect(native.isalAvailable()).toBe(true);
+    expect(native.inflater('sha256').engine).toBe('isa-l');
+    expect(native.inflater('sha256', 'zlib').engine).toBe('zlib');
+  });
+  const expectLayerError = (error: unknown, re: RegExp): void => {
+    expect(error).toBeInstanceOf(LayerError);
+    expect((error as Error).message).toMatch(re);
+  };
+  const failure = async (gz: Buffer): Promise<unknown> => {
+    try {
+      await applyLayer(chunked(gz), freshDir('gzip-bad'));
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  };
+  for (const engine of ['isa-l', 'zlib'] as const) {
+    const use = (): void => {
+      if (engine === 'zlib') process.env.BERTH_GZIP = 'zlib';
+      else delete process.env.BERTH_GZIP;
+    };
+    it(`${engine}: multi-member gzip gives the whole tar; a bad CRC, a cut stream or trailing garbage is refused`, async () => {
+      use();
+      const a = tar(entry({ name: 'a', data: Buffer.alloc(70_000, 7) }));
+      const b = tar(entry({ name: 'b', data: Buffer.from('second member\n') }));
+      // Two members: the first holds entry "a" (without end blocks), the second entry "b" and the end blocks.
+      const raw = Buffer.concat([a.subarray(0, a.length - 1024), b]);
+      const members = Buffer.concat([gzipSync(raw.subarray(0, 40_000)), gzipSync(raw.subarray(40_000))]);
+      const dst = freshDir(`members-${engine}`);
+      const res = await applyLayer(chunked(members, 4096), dst);
+      expect(res.diffId).toBe(sha256(raw));
+      expect(readFileSync(join(dst, 'a')).equals(Buffer.alloc(70_000, 7))).toBe(true);
+      expect(readFileSync(join(dst, 'b'), 'utf8')).toBe('second member\n');
+
+      const badCrc = Buffer.from(gzipSync(raw));
+      badCrc[badCrc.length - 6]! ^= 0xff;
+      expectLayerError(await failure(badCrc), /cannot decompress/);
+      const cut = gzipSync(raw);
+      expectLayerError(await failure(cut.subarray(0, cut.length - 12)), /cannot decompress.*truncated/);
+      // Go's gzip reader (Docker) refuses bytes after the last member that are not another member.
+      expectLayerError(await failure(Buffer.concat([gzipSync(raw), Buffer.from('garbage after the stream')])), /cannot decompress/);
+      const flipped = Buffer.from(gzipSync(raw));
+      flipped[flipped.length >> 1]! ^= 0x55;
+      expectLayerError(await failure(flipped), /cannot decompress|checksum|truncated/);
+    });
+
+    it(`${engine}: a highly compressed layer comes out whole in bounded steps, with the right DiffID`, async () => {
+      use();
+      // 48 MiB of zeros compress ~1000:1: one 1 MiB input step yields far more than one output step may hold.
+      const big = Buffer.alloc(48 << 20);
+      const raw = tar(entry({ name: 'zeros', data: big }), entry({ name: 'after', data: Buffer.from('x') }));
+      const dst = freshDir(`bomb-${engine}`);
+      const res = await applyLayer(chunked(gzipSync(raw), 1 << 20), dst);
+      expect(res.diffId).toBe(sha256(raw));
+      expect(res.size).toBe(raw.length);
+      expect(statSync(join(dst, 'zeros')).size).toBe(48 << 20);
+      expect(readFileSync(join(dst, 'after'), 'utf8')).toBe('x');
+    });
+  }
 });

@@ -4,22 +4,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Node dependencies (and the native addon, built by their install script) on a fresh checkout.
-if [ ! -x node_modules/.bin/vitest ] || [ ! -d node_modules/node-addon-api ]; then
-  echo "test/prepare: installing npm dependencies"
-  npm ci --no-audit --no-fund
-fi
-
 need=()
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 for pkg in docker-registry skopeo umoci apache2-utils openssl zstd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "test/prepare: installing ${need[*]}"
+# Libraries the addon builds with when present (see binding.gyp): ISA-L inflates gzip layers ~2.5x faster than zlib.
+build_deps=()
+for pkg in libisal-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || build_deps+=("$pkg")
+done
+if [ $((${#need[@]} + ${#build_deps[@]})) -gt 0 ]; then
+  echo "test/prepare: installing ${need[*]} ${build_deps[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get install -y -qq "${need[@]}" "${build_deps[@]}" >/dev/null
+fi
+
+# Node dependencies (and the native addon, built by their install script) on a fresh checkout; an addon built
+# before the libraries above were installed is rebuilt to use them.
+if [ ! -x node_modules/.bin/vitest ] || [ ! -d node_modules/node-addon-api ]; then
+  echo "test/prepare: installing npm dependencies"
+  npm ci --no-audit --no-fund
+elif [ ${#build_deps[@]} -gt 0 ] && [ -d build ]; then
+  echo "test/prepare: rebuilding the addon with ${build_deps[*]}"
+  npm run build:addon --silent >/dev/null
 fi
 
 fixtures=${BERTH_FIXTURES:-/var/tmp/berth-fixtures}

@@ -13,6 +13,7 @@ import { ImageStore } from './store.js';
 import { DigestMismatchError, SizeMismatchError } from './errors.js';
 import { chainIds, type SnapshotStore } from './snapshot.js';
 import { existsSync } from 'node:fs';
+import { Channel } from './channel.js';
 
 /** Progress of a pull, per image and per blob (what a CLI draws progress bars from). */
 export type PullEvent =
@@ -186,66 +187,6 @@ async function fetchBlob(
       }
       emit({ type: 'blob', digest: d.digest, kind, status: 'retrying', current: 0, total: d.size });
       await new Promise((r) => setTimeout(r, 200 * attempt));
-    }
-  }
-}
-
-/**
- * A bounded single-consumer queue of chunks, iterated without ever concatenating them (a Readable's async
- * iterator copies whatever is buffered into one Buffer on each read: measurable on a 200 MB layer).
- */
-class Channel implements AsyncIterable<Uint8Array> {
-  readonly #queue: Uint8Array[] = [];
-  #bytes = 0;
-  #ended = false;
-  #closed = false; // the consumer stopped: further chunks are dropped
-  #error: unknown;
-  #wakeReader: (() => void) | undefined;
-  #wakeWriter: (() => void) | undefined;
-  readonly #limit: number;
-
-  constructor(limit: number) {
-    this.#limit = limit;
-  }
-
-  /** Queues a chunk; resolves once the queue is below its limit again (or the consumer is gone). */
-  async push(chunk: Uint8Array): Promise<void> {
-    if (this.#closed) return;
-    this.#queue.push(chunk);
-    this.#bytes += chunk.length;
-    this.#wakeReader?.();
-    while (this.#bytes > this.#limit && !this.#closed) await new Promise<void>((r) => (this.#wakeWriter = r));
-  }
-
-  end(): void {
-    this.#ended = true;
-    this.#wakeReader?.();
-  }
-
-  fail(error: unknown): void {
-    this.#error ??= error;
-    this.#ended = true;
-    this.#wakeReader?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    try {
-      for (;;) {
-        const chunk = this.#queue.shift();
-        if (chunk !== undefined) {
-          this.#bytes -= chunk.length;
-          if (this.#bytes <= this.#limit) this.#wakeWriter?.();
-          yield chunk;
-          continue;
-        }
-        if (this.#error !== undefined) throw this.#error;
-        if (this.#ended) return;
-        await new Promise<void>((r) => (this.#wakeReader = r));
-        this.#wakeReader = undefined;
-      }
-    } finally {
-      this.#closed = true;
-      this.#wakeWriter?.();
     }
   }
 }
