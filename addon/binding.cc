@@ -690,6 +690,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stepNames", Napi::Function::New(env, StepNames));
   exports.Set("layerOpenRoot", Napi::Function::New(env, LayerOpenRoot));
   exports.Set("layerApply", Napi::Function::New(env, LayerApply));
+  exports.Set("lgetxattr", Napi::Function::New(env, LayerGetXattr));
   exports.Set("Poller", Poller::Init(env));
   exports.Set("Hasher", HasherClass(env));
   exports.Set("Inflater", InflaterClass(env));

@@ -576,3 +576,27 @@ Napi::Value LayerApply(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace berth
+
+namespace berth {
+
+// lgetxattr(path, name): the value of an xattr of `path` itself (never following a final symlink), or null when it
+// has none. Used to read overlayfs markers (trusted.overlay.opaque) on snapshot directories.
+Napi::Value LayerGetXattr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString())
+    throw Napi::TypeError::New(env, "lgetxattr(path, name)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  char buf[4096];
+  ssize_t n = lgetxattr(path.c_str(), name.c_str(), buf, sizeof buf);
+  if (n < 0) {
+    int e = errno;
+    if (e == ENODATA || e == ENOTSUP) return env.Null();
+    Napi::Error err = Napi::Error::New(env, "lgetxattr " + path + ": " + strerror(e));
+    err.Set("errno", Napi::Number::New(env, e));
+    throw err;
+  }
+  return Napi::Buffer<char>::Copy(env, buf, (size_t)n);
+}
+
+}  // namespace berth

@@ -6,5 +6,6 @@ namespace berth {
 
 Napi::Value LayerOpenRoot(const Napi::CallbackInfo& info);
 Napi::Value LayerApply(const Napi::CallbackInfo& info);
+Napi::Value LayerGetXattr(const Napi::CallbackInfo& info);
 
 }  // namespace berth

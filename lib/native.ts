@@ -191,6 +191,7 @@ interface Binding {
   stepNames(): string[];
   layerOpenRoot(path: string): number;
   layerApply(rootFd: number, ops: LayerOp[], pendingFd: number, flat: boolean): Promise<number>;
+  lgetxattr(path: string, name: string): Buffer | null;
   Poller: new (fd: number, callback: (status: number) => void) => Poller;
   Hasher: new (algorithm: string) => NativeHasher;
   Inflater: (new (algorithm: string, engine: string) => NativeInflater) & { isalAvailable: boolean };
@@ -264,6 +265,8 @@ export const native = {
    */
   layerApply: (rootFd: number, ops: LayerOp[], pendingFd: number, flat: boolean): Promise<number> =>
     load().layerApply(rootFd, ops, pendingFd, flat),
+  /** An xattr of `path` itself (a final symlink is not followed), or null when it has none. */
+  lgetxattr: (path: string, name: string): Buffer | null => load().lgetxattr(path, name),
   /** A sha256/sha512 digest whose updates run on the thread pool (large blobs keep the event loop free). */
   hasher: (algorithm: 'sha256' | 'sha512'): NativeHasher => new (load().Hasher)(algorithm),
   /**

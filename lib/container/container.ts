@@ -28,7 +28,8 @@ import {
 } from './state.js';
 import { collect, prepareStdio, safeClose, type StdioOption } from './stdio.js';
 import { resolveUser } from './user.js';
-import { applyImageConfig, imageRecord, layeredReader, overlayDirs, prepareImage, type ImageRootfs } from './image-rootfs.js';
+import { applyImageConfig, imageRecord, overlayDirs, prepareImage, type ImageRootfs } from './image-rootfs.js';
+import { layeredReader } from './layered-view.js';
 import { SnapshotStore } from '../image/snapshot.js';
 
 /** How a container's process ended. */

@@ -1,12 +1,11 @@
 /**
  * Containers from images: find (or pull) the image, unpack its layers into shared snapshots, lay out the
- * container's own overlay directories, read /etc/passwd through the layers, and apply the image config the way
+ * container's own overlay directories, read /etc/passwd through the layers (layered-view.ts), and apply the image config the way
  * `docker run` does (Entrypoint/Cmd, Env, WorkingDir, User, StopSignal, Labels).
  * @module
  */
-import { closeSync, fstatSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { native } from '../native.js';
 import { Image, ImageNotFoundError } from '../image/image.js';
 import { chainIds, SnapshotStore } from '../image/snapshot.js';
 import { ImageStore } from '../image/store.js';
@@ -50,35 +49,6 @@ export function overlayDirs(containerDir: string, lowers: string[]): { rootPath:
   const work = join(containerDir, 'work');
   for (const d of [rootPath, upper, work]) mkdirSync(d, { mode: 0o755 });
   return { rootPath, overlay: { lowers, upper, work } };
-}
-
-/**
- * Reads a regular file as the container will see it: from the top-most layer that has it, stopping at a whiteout
- * (an overlay char device 0:0) that deleted it. Reads stay inside each snapshot (openat2 RESOLVE_IN_ROOT) and never
- * open anything but a regular file. (Not modelled: opaque directories and a directory replaced by a file in an
- * upper layer; those make a lower layer's file visible here that the container would not see.)
- */
-export function layeredReader(lowers: readonly string[]): (path: string) => string | undefined {
-  return (path) => {
-    for (const dir of lowers) {
-      let fd: number;
-      try {
-        fd = native.openInRoot(dir, path);
-      } catch (e) {
-        const err = e as { errno?: number; whiteout?: boolean };
-        if (err.whiteout) return undefined; // deleted by this layer
-        if (err.errno === 2 || err.errno === 20) continue; // not in this layer
-        return undefined; // not a regular file, or unreadable: nothing to parse
-      }
-      try {
-        if (fstatSync(fd).size > 4 * 1024 * 1024) return undefined;
-        return readFileSync(fd, 'utf8');
-      } finally {
-        closeSync(fd);
-      }
-    }
-    return undefined;
-  };
 }
 
 /** What a container records about its image: for `inspect()`, and so that image removal and gc can see it. */
