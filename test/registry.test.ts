@@ -1,6 +1,8 @@
 // The registry client against Debian's docker-registry: manifests and blobs, auth modes, mirrors, redirects that
 // drop credentials, retries on 5xx and dropped connections.
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseManifest } from '../lib/image/manifest.js';
 import { endpointsFor, isLoopback, RegistryClient, RegistryError } from '../lib/image/registry.js';
@@ -152,6 +154,31 @@ describe('resilience', () => {
     }
   });
 
+  it('checks /v2/ once per endpoint before the first request, and names a server that is not a registry', async () => {
+    const p = await proxy(plain.url, () => 'pass');
+    try {
+      const client = new RegistryClient(p.host);
+      const m = parseManifest((await client.getManifest('library/busybox', 'latest')).bytes);
+      if (m.kind !== 'manifest') throw new Error('expected a manifest');
+      await Promise.all([client.getManifest('library/busybox', 'latest'), drain((await client.blob('library/busybox', m.manifest.config.digest)).body)]);
+      expect(p.seen.map((r) => r.url).filter((u) => u === '/v2/')).toEqual(['/v2/']);
+      expect(p.seen[0]!.url).toBe('/v2/');
+    } finally {
+      await p.close();
+    }
+    // A web server that is not a registry: 404 on /v2/.
+    const web = createServer((_req, res) => res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>Not Found</h1>'));
+    await new Promise<void>((r) => web.listen(0, '127.0.0.1', () => r()));
+    try {
+      const host = `127.0.0.1:${(web.address() as AddressInfo).port}`;
+      const err = await new RegistryClient(host).getManifest('library/busybox', 'latest').catch((e) => e);
+      expect(err).toBeInstanceOf(RegistryError);
+      expect(err.message).toMatch(/is not a container registry \(GET \/v2\/ answered HTTP 404\)/);
+    } finally {
+      await new Promise<void>((r) => web.close(() => r()));
+    }
+  });
+
   it('falls back from a failing mirror to the next endpoint', async () => {
     // docker.io is not reachable here, so mirror → mirror: the first always fails, the second serves.
     const bad = await proxy(plain.url, () => 'fail');
@@ -171,6 +198,7 @@ describe('resilience', () => {
     const fake: typeof fetch = async (input, init) => {
       const url = String(input);
       calls.push(`${url} ${(init?.headers as Record<string, string>)?.authorization ?? ''}`);
+      if (url.endsWith('/v2/')) return new Response('{}', { status: 200 }); // the API version check
       if (url.startsWith('https://reg.example/v2/a/manifests/')) return new Response(null, { status: 307, headers: { location: 'http://reg.example/x' } });
       if (url.startsWith('https://big.example/')) return new Response('x'.repeat(16), { status: 200, headers: { 'content-length': String(5 * 1024 * 1024) } });
       return new Response('unexpected', { status: 500 });

@@ -94,6 +94,7 @@ export class RegistryClient {
   readonly #options: RegistryOptions;
   readonly #endpoints: Endpoint[];
   readonly #auth = new Map<string, RegistryAuthenticator>();
+  readonly #pinged = new Map<string, Promise<void>>();
   readonly #fetch: typeof fetch;
 
   constructor(domain: string, options: RegistryOptions = {}) {
@@ -167,9 +168,61 @@ export class RegistryClient {
     throw lastError;
   }
 
+  /**
+   * `GET /v2/` once per endpoint, as Docker does before its first request: proves the endpoint speaks the
+   * distribution API (a web server's 404 page becomes a clear error, and a dead mirror is skipped at once), and
+   * its 401 challenge fetches the token before the first real request. Shared by concurrent requests.
+   */
+  #ping(endpoint: Endpoint, scope: string, signal: AbortSignal | undefined): Promise<void> {
+    let ping = this.#pinged.get(endpoint.base);
+    if (!ping) {
+      ping = this.#doPing(endpoint, scope, signal);
+      this.#pinged.set(endpoint.base, ping);
+      // A failed ping (or an aborted one) is tried again by the next request.
+      ping.catch(() => this.#pinged.delete(endpoint.base));
+    }
+    return ping;
+  }
+
+  async #doPing(endpoint: Endpoint, scope: string, signal: AbortSignal | undefined): Promise<void> {
+    const attempts = this.#options.attempts ?? 4;
+    for (let attempt = 1; ; attempt++) {
+      let res: Response;
+      try {
+        res = (await this.#followRedirects(new URL('/v2/', endpoint.base), undefined, { signal })).res;
+      } catch (e) {
+        if (e instanceof RegistryError) throw e;
+        if (signal?.aborted || attempt >= attempts) {
+          throw new RegistryError(`cannot reach ${endpoint.base}: ${(e as Error).message}`, undefined, { cause: e });
+        }
+        await sleep(backoff(attempt), signal);
+        continue;
+      }
+      if (res.status >= 500 && attempt < attempts) {
+        await res.body?.cancel();
+        await sleep(backoff(attempt), signal);
+        continue;
+      }
+      if (res.status >= 500) throw await responseError(endpoint, '/v2/', res);
+      const challenge = res.headers.get('www-authenticate');
+      await res.body?.cancel();
+      if (res.ok) return;
+      if (res.status === 401 && challenge) {
+        // Errors here are the same a first request's challenge would give (bad credentials, token server down).
+        await this.#authenticator(endpoint).authorize(challenge, scope, signal);
+        return;
+      }
+      throw new RegistryError(
+        `${endpoint.base} is not a container registry (GET /v2/ answered HTTP ${res.status}${res.status === 401 ? ' without a challenge' : ''})`,
+        res.status,
+      );
+    }
+  }
+
   async #requestEndpoint(endpoint: Endpoint, scope: string, path: string, opts: { accept?: string; signal?: AbortSignal | undefined }): Promise<Response> {
     const auth = this.#authenticator(endpoint);
     const attempts = this.#options.attempts ?? 4;
+    await this.#ping(endpoint, scope, opts.signal);
     let authorization = auth.cachedAuthorization(scope);
     let challenged = false;
     for (let attempt = 1; ; attempt++) {
