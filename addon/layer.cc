@@ -453,10 +453,19 @@ uint32_t u32(Napi::Object o, const char* key) {
   return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : 0;
 }
 
-std::string str(Napi::Object o, const char* key) {
-  Napi::Value v = o.Get(key);
-  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+// Paths and link targets arrive as "byte strings" (one char per byte, as latin1): file names in a layer are bytes,
+// not necessarily UTF-8, and must be written exactly as the archive has them.
+std::string bytes(Napi::Env env, Napi::Value v) {
+  if (!v.IsString()) return std::string();
+  size_t len = 0;
+  if (napi_get_value_string_latin1(env, v, nullptr, 0, &len) != napi_ok) return std::string();
+  std::string out(len + 1, '\0');
+  napi_get_value_string_latin1(env, v, &out[0], len + 1, &len);
+  out.resize(len);
+  return out;
 }
+
+std::string str(Napi::Object o, const char* key) { return bytes(o.Env(), o.Get(key)); }
 
 class ApplyWorker : public Napi::AsyncWorker {
  public:
@@ -502,7 +511,7 @@ class ApplyWorker : public Napi::AsyncWorker {
       Napi::Value keep = o.Get("keep");
       if (keep.IsArray()) {
         Napi::Array ka = keep.As<Napi::Array>();
-        for (uint32_t j = 0; j < ka.Length(); j++) op.keep.push_back(ka.Get(j).As<Napi::String>().Utf8Value());
+        for (uint32_t j = 0; j < ka.Length(); j++) op.keep.push_back(bytes(o.Env(), ka.Get(j)));
       }
     }
   }

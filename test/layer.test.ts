@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -69,6 +70,7 @@ function chunked(buf: Buffer, size = 7919): AsyncIterable<Uint8Array> {
 
 interface Crafted {
   name: string;
+  rawName?: Buffer; // the name field as raw bytes (non-UTF-8 names)
   type?: string;
   data?: Buffer | string;
   size?: number; // override the header's size field
@@ -86,7 +88,8 @@ function header(e: Crafted): Buffer {
   const octal = (v: number, off: number, len: number): void => {
     h.write(v.toString(8).padStart(len - 1, '0') + '\0', off, len, 'latin1');
   };
-  h.write(e.name, 0, 100, 'utf8');
+  if (e.rawName) e.rawName.copy(h, 0, 0, 100);
+  else h.write(e.name, 0, 100, 'utf8');
   octal(e.mode ?? 0o644, 100, 8);
   octal(e.uid ?? 0, 108, 8);
   octal(e.gid ?? 0, 116, 8);
@@ -565,4 +568,47 @@ describe('gzip inflaters (ISA-L from Debian\'s libisal2, and zlib)', () => {
       expect(readFileSync(join(dst, 'after'), 'utf8')).toBe('x');
     });
   }
+});
+
+describe('file names are bytes', () => {
+  it('keeps UTF-8 and non-UTF-8 names, link targets and whiteouts byte for byte (GNU tar, gnu and pax formats)', async () => {
+    const src = freshDir('names-src');
+    const path = (...parts: (string | Buffer)[]): Buffer =>
+      Buffer.concat(parts.flatMap((p, i) => [...(i ? [Buffer.from('/')] : []), Buffer.isBuffer(p) ? p : Buffer.from(p)]));
+    const latin1Name = Buffer.from([0x6c, 0x61, 0x74, 0x69, 0x6e, 0x2d, 0xe9, 0xff, 0x2e, 0x74, 0x78, 0x74]); // "latin-\xe9\xff.txt"
+    const utf8Name = 'café-ü-日本.txt';
+    mkdirSync(path(src, 'd'));
+    writeFileSync(path(src, 'd', utf8Name), 'utf8\n');
+    writeFileSync(path(src, 'd', latin1Name), 'latin1\n');
+    symlinkSync(latin1Name, path(src, 'd', 'link-to-latin1'));
+    linkSync(path(src, 'd', latin1Name), path(src, 'd', 'hard'));
+    writeFileSync(path(src, 'd', Buffer.concat([Buffer.from('.wh.'), latin1Name, Buffer.from('-gone')])), '');
+    for (const format of ['gnu', 'pax']) {
+      const raw = execFileSync('tar', [`--format=${format}`, '-C', src, '-cf', '-', '.'], { maxBuffer: 16 << 20 });
+      const dst = freshDir(`names-${format}`);
+      await applyLayer([raw], dst);
+      const names = readdirSync(path(dst, 'd'), { encoding: 'buffer' }).map((b) => b.toString('hex')).sort();
+      const expected = [
+        Buffer.from(utf8Name),
+        latin1Name,
+        Buffer.from('link-to-latin1'),
+        Buffer.from('hard'),
+        Buffer.concat([latin1Name, Buffer.from('-gone')]), // recorded as an overlay whiteout
+      ].map((b) => b.toString('hex')).sort();
+      expect(names).toEqual(expected);
+      expect(readFileSync(path(dst, 'd', utf8Name), 'utf8')).toBe('utf8\n');
+      expect(readFileSync(path(dst, 'd', latin1Name), 'utf8')).toBe('latin1\n');
+      expect(readlinkSync(path(dst, 'd', 'link-to-latin1'), { encoding: 'buffer' }).equals(latin1Name)).toBe(true);
+      expect(statSync(path(dst, 'd', 'hard')).ino).toBe(statSync(path(dst, 'd', latin1Name)).ino);
+      const wh = lstatSync(path(dst, 'd', Buffer.concat([latin1Name, Buffer.from('-gone')])));
+      expect(wh.isCharacterDevice() && wh.rdev === 0).toBe(true);
+    }
+  });
+
+  it('names a non-UTF-8 entry readably in errors', async () => {
+    const bad = tar(entry({ name: '', rawName: Buffer.from([0x61, 0xe9, 0x2f, 0x2e, 0x2e, 0x2f, 0x2e, 0x2e, 0x2f, 0x78]), data: 'x' }));
+    const err = await applyLayer([bad], freshDir('names-err')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LayerError);
+    expect((err as LayerError).entry).toBe('a\ufffd/../../x');
+  });
 });

@@ -16,9 +16,17 @@ export class LayerError extends BerthError {
   /** The errno name of a failed filesystem operation (e.g. `ENOSPC`), when that was the cause. */
   readonly errno: string | undefined;
 
+  /** `options.entry` is the name's bytes as a latin1 string, as the layer parser keeps names. */
   constructor(message: string, options?: { entry?: string; errno?: string; cause?: unknown }) {
-    super('ERR_LAYER', options?.entry === undefined ? message : `layer entry ${JSON.stringify(options.entry)}: ${message}`, options);
-    this.entry = options?.entry;
+    const entry = options?.entry === undefined ? undefined : displayName(options.entry);
+    super('ERR_LAYER', entry === undefined ? message : `layer entry ${JSON.stringify(entry)}: ${message}`, options);
+    this.entry = entry;
     this.errno = options?.errno;
   }
+}
+
+/** A byte-string name shown as UTF-8 (invalid sequences as U+FFFD). */
+function displayName(bytes: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[^\u0000-\u00ff]/.test(bytes) ? bytes : Buffer.from(bytes, 'latin1').toString('utf8');
 }

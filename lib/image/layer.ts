@@ -726,10 +726,10 @@ function parsePax(data: Buffer, entry: string, ov: Overrides): void {
     };
     switch (key) {
       case 'path':
-        ov.path = text();
+        ov.path = value.toString('latin1'); // a byte string, as header names (see cstring)
         break;
       case 'linkpath':
-        ov.linkpath = text();
+        ov.linkpath = value.toString('latin1');
         break;
       case 'size':
         ov.size = integer();
@@ -786,10 +786,13 @@ function isZero(b: Buffer): boolean {
   return true;
 }
 
-/** A NUL-terminated field. Names are decoded as UTF-8 (what image builders write). */
+/**
+ * A NUL-terminated name field, as a byte string (one char per byte, latin1): file names are bytes, not always
+ * UTF-8, and go to the addon exactly as they are ({@link LayerError} shows them decoded as UTF-8).
+ */
 function cstring(b: Buffer, off: number, len: number): string {
   const end = b.indexOf(0, off);
-  return b.toString('utf8', off, end < 0 || end > off + len ? off + len : end);
+  return b.toString('latin1', off, end < 0 || end > off + len ? off + len : end);
 }
 
 /** A numeric header field: octal text, or GNU base-256 when the high bit of the first byte is set. */
