@@ -51,6 +51,7 @@ export const PACKAGES: Record<string, string> = {
   'docker-registry': 'docker-registry',
   containerd: 'containerd',
   ctr: 'containerd',
+  unpigz: 'pigz',
 };
 
 export function haveBinary(bin: string): boolean {

@@ -24,11 +24,13 @@ import { childProcesses, Daemon, processesMentioning, run } from './proc.js';
 import { startRegistry, type BenchRegistry } from './registry.js';
 import { cell, summarize, table, type LatencySummary } from './stats.js';
 
-const TOOLS = ['berth', 'containerd', 'skopeo-umoci', 'gunzip', 'tar'] as const;
+const TOOLS = ['berth', 'berth-zlib', 'containerd', 'containerd-pigz', 'skopeo-umoci', 'gunzip', 'tar'] as const;
 type ToolName = (typeof TOOLS)[number];
 const LABELS: Record<ToolName, string> = {
   berth: 'berth',
+  'berth-zlib': 'berth, zlib (no ISA-L)',
   containerd: 'containerd',
+  'containerd-pigz': 'containerd + unpigz',
   'skopeo-umoci': 'skopeo + umoci',
   gunzip: 'gzip -dc (floor)',
   tar: 'tar -xzf (floor)',
@@ -156,12 +158,19 @@ function sync(): void {
   execFileSync('sync');
 }
 
-function berthTool(ws: Workspace, ref: string, image: MinbaseImage, checks: Checks, signal: AbortSignal): Tool {
+/**
+ * berth as users run it. `zlib`: as on a machine without Debian's libisal2 (BERTH_GZIP=zlib makes the addon
+ * inflate with zlib instead of ISA-L).
+ */
+function berthTool(ws: Workspace, ref: string, image: MinbaseImage, checks: Checks, signal: AbortSignal, zlib = false): Tool {
   return {
-    name: 'berth',
+    name: zlib ? 'berth-zlib' : 'berth',
     parts: ['total', 'resolve+config'],
     async once(i) {
-      const root = join(ws.dir, `berth-${i}`);
+      const root = join(ws.dir, `${zlib ? 'berth-zlib' : 'berth'}-${i}`);
+      const saved = process.env.BERTH_GZIP;
+      if (zlib) process.env.BERTH_GZIP = 'zlib';
+      else delete process.env.BERTH_GZIP;
       try {
         sync();
         const t0 = performance.now();
@@ -181,9 +190,11 @@ function berthTool(ws: Workspace, ref: string, image: MinbaseImage, checks: Chec
         if (dirs.length !== 1 || !dir?.endsWith(chain.slice('sha256:'.length)) || !existsSync(join(dir, 'etc', 'debian_version'))) {
           throw new Error(`unexpected snapshots ${JSON.stringify(dirs)} (wanted one, ${chain})`);
         }
-        checks.berth ??= `snapshot ${chain.slice(0, 19)}…: ${countEntries(dir)} entries`;
+        checks[zlib ? 'berth-zlib' : 'berth'] ??= `snapshot ${chain.slice(0, 19)}…: ${countEntries(dir)} entries`;
         return { total: t2 - t0, 'resolve+config': t1 - t0 };
       } finally {
+        if (saved === undefined) delete process.env.BERTH_GZIP;
+        else process.env.BERTH_GZIP = saved;
         release(ws, root);
       }
     },
@@ -209,17 +220,22 @@ function containerdConfig(dir: string, socket: string): string {
   ].join('\n');
 }
 
-function containerdTool(ws: Workspace, ref: string, image: MinbaseImage, checks: Checks): Tool {
+/**
+ * containerd as Debian installs it (`pigz: false`: its Go gzip reader; containerd uses the unpigz binary when one
+ * is on PATH, so it is told not to), or with unpigz (`pigz: true`, when the pigz package is installed).
+ */
+function containerdTool(ws: Workspace, ref: string, image: MinbaseImage, checks: Checks, pigz = false): Tool {
   return {
-    name: 'containerd',
+    name: pigz ? 'containerd-pigz' : 'containerd',
     parts: ['total'],
     async once(i) {
-      const dir = join(ws.dir, `ctd-${i}`);
+      const dir = join(ws.dir, `ctd${pigz ? '-pigz' : ''}-${i}`);
       const socket = join(dir, 'sock');
       mkdirSync(join(dir, 'tmp'), { recursive: true });
       writeFileSync(join(dir, 'config.toml'), containerdConfig(dir, socket));
       // TMPDIR: where containerd's differ makes its temporary mounts, so that a leftover one is under our directory.
-      const env = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TMPDIR: join(dir, 'tmp') };
+      const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TMPDIR: join(dir, 'tmp') };
+      if (!pigz) env.CONTAINERD_DISABLE_PIGZ = '1';
       const daemon = Daemon.start('containerd', ['--config', join(dir, 'config.toml')], join(dir, 'containerd.log'), env);
       ws.daemons.add(daemon);
       const ctr = (...args: string[]) => run('ctr', ['--address', socket, '-n', CTR_NAMESPACE, ...args], { timeoutMs: RUN_TIMEOUT_MS });
@@ -232,10 +248,11 @@ function containerdTool(ws: Workspace, ref: string, image: MinbaseImage, checks:
         const { stdout } = await ctr('snapshots', 'ls');
         const line = stdout.split('\n').find((l) => l.split(/\s+/)[0] === chain);
         if (!line || !/\bCommitted\b/.test(line)) throw new Error(`no committed snapshot ${chain} after the pull:\n${stdout}`);
-        if (!checks.containerd) {
+        const checked = pigz ? 'containerd-pigz' : 'containerd';
+        if (!checks[checked]) {
           const snapshots = join(dir, 'root', 'io.containerd.snapshotter.v1.overlayfs', 'snapshots');
           const fs = readdirSync(snapshots).map((id) => join(snapshots, id, 'fs')).find((p) => existsSync(join(p, 'etc', 'debian_version')));
-          checks.containerd = `overlayfs snapshot ${chain.slice(0, 19)}… committed: ${fs ? countEntries(fs) : '?'} entries`;
+          checks[checked] = `overlayfs snapshot ${chain.slice(0, 19)}… committed: ${fs ? countEntries(fs) : '?'} entries`;
         }
         return { total: ms };
       } finally {
@@ -329,7 +346,7 @@ function compare(results: readonly ToolResult[]): Comparison[] {
   const berth = total('berth');
   const out: Comparison[] = [];
   if (berth === undefined) return out;
-  for (const peer of ['containerd', 'skopeo-umoci', 'tar', 'gunzip'] as const) {
+  for (const peer of ['containerd', 'containerd-pigz', 'skopeo-umoci', 'tar', 'gunzip'] as const) {
     const p = total(peer);
     if (p === undefined) continue;
     const c: Comparison = { tool: 'berth', peer, ratio: berth / p };
@@ -477,7 +494,9 @@ function workStorage(dir: string, o: Options, image: MinbaseImage): Storage {
   const { size, tarSize } = image.layer;
   const perRound: Record<ToolName, number> = {
     berth: size + tarSize, // the blob and the snapshot
+    'berth-zlib': size + tarSize,
     containerd: size + tarSize,
+    'containerd-pigz': size + tarSize,
     'skopeo-umoci': size + tarSize,
     gunzip: 0,
     tar: tarSize,
@@ -513,9 +532,9 @@ async function main(): Promise<number> {
 
   // Tools: the registry and image makers are required; a missing peer is installed, or skipped if that fails.
   await installMissing(['umoci', 'skopeo', 'docker-registry'], progress);
-  if (wants(o, 'containerd')) {
+  if (wants(o, 'containerd') || wants(o, 'containerd-pigz')) {
     try {
-      await installMissing(['containerd', 'ctr'], progress);
+      await installMissing(['containerd', 'ctr', ...(wants(o, 'containerd-pigz') ? ['unpigz'] : [])], progress);
     } catch (e) {
       progress(`containerd skipped: cannot install it: ${errorText(e)}`);
     }
@@ -546,9 +565,14 @@ async function main(): Promise<number> {
     const push = await run('skopeo', ['copy', '--insecure-policy', '--quiet', '--dest-tls-verify=false', `oci:${image.image}`, `docker://${reference}`]);
     const tools: Tool[] = [];
     if (wants(o, 'berth')) tools.push(berthTool(ws, reference, image, checks, ac.signal));
+    if (wants(o, 'berth-zlib')) tools.push(berthTool(ws, reference, image, checks, ac.signal, true));
     if (wants(o, 'containerd')) {
       if (haveBinary('containerd') && haveBinary('ctr')) tools.push(containerdTool(ws, reference, image, checks));
       else progress('containerd skipped: not installed');
+    }
+    if (wants(o, 'containerd-pigz')) {
+      if (haveBinary('containerd') && haveBinary('ctr') && haveBinary('unpigz')) tools.push(containerdTool(ws, reference, image, checks, true));
+      else progress('containerd + unpigz skipped: containerd or pigz (unpigz) not installed');
     }
     if (wants(o, 'skopeo-umoci')) tools.push(skopeoUmociTool(ws, reference, checks));
     if (wants(o, 'gunzip')) tools.push(gunzipTool(image));
