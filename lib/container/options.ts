@@ -197,6 +197,23 @@ export const containerOptionsSchema = z
     labels: z.record(z.string(), z.string()).optional(),
     /** Namespaced kernel parameters, e.g. `{ 'net.ipv4.ip_forward': '1' }`. */
     sysctls: z.record(z.string(), z.string()).optional(),
+    /** Docker's --privileged: every capability the host can grant, every host device, no masked paths. */
+    privileged: z.boolean().optional(),
+    /** Host devices (Docker's --device): `'/dev/fuse'`, `'/dev/sdb:/dev/xvdb:r'`, or objects. */
+    devices: z
+      .array(
+        z.union([
+          z.string().min(1),
+          z.strictObject({ path: z.string().min(1), containerPath: z.string().min(1).optional(), permissions: z.string().optional() }),
+        ]),
+      )
+      .optional(),
+    /** Extra device cgroup rules (Docker's --device-cgroup-rule): `'c 10:229 rwm'`. */
+    deviceCgroupRules: z.array(z.string()).optional(),
+    /** Replaces the default masked paths (`[]` masks nothing). */
+    maskedPaths: z.array(absolutePath).optional(),
+    /** Replaces the default read-only paths (`[]` leaves /proc/sys and the others writable as far as caps allow). */
+    readonlyPaths: z.array(absolutePath).optional(),
   })
   .refine((o) => (o.rootfs === undefined) !== (o.image === undefined), {
     message: 'give exactly one of rootfs (a directory) and image (a reference)',
@@ -356,6 +373,24 @@ export interface ContainerOptions {
   labels?: Record<string, string>;
   /** Namespaced kernel parameters, e.g. `{ 'net.ipv4.ip_unprivileged_port_start': '0' }`. */
   sysctls?: Record<string, string>;
+  /**
+   * Docker's `--privileged`: every capability this process can grant (its bounding set), every host device with
+   * all access, sysfs and cgroupfs writable, nothing masked or read-only. The container can then act on the host
+   * as root would: use it for trusted workloads only.
+   */
+  privileged?: boolean;
+  /**
+   * Host devices to pass in (Docker's `--device`): `'/dev/fuse'`, `'/dev/sdb:/dev/xvdb'` (another path inside),
+   * `'/dev/sdb:/dev/xvdb:r'` (cgroup permissions, default `rwm`), or `{ path, containerPath, permissions }`.
+   * A directory passes every device under it.
+   */
+  devices?: (string | { path: string; containerPath?: string; permissions?: string })[];
+  /** Extra device cgroup rules (Docker's `--device-cgroup-rule`), e.g. `'c 10:229 rwm'` or `'b 8:* r'`. */
+  deviceCgroupRules?: string[];
+  /** Replaces Docker's masked paths (/proc/kcore, /proc/keys, ...); `[]` masks nothing. */
+  maskedPaths?: string[];
+  /** Replaces Docker's read-only paths (/proc/sys, /proc/sysrq-trigger, ...); `[]` makes none read-only. */
+  readonlyPaths?: string[];
 }
 
 /** Options after validation (sizes are numbers). */

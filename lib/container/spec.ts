@@ -6,7 +6,8 @@
  */
 import { z } from 'zod';
 import { toInvalidOptions, type ValidContainerOptions } from './options.js';
-import { CAPABILITY_NAMES, combineCapabilities, DOCKER_DEFAULT_CAPABILITIES } from './capabilities.js';
+import { CAPABILITY_NAMES, combineCapabilities, DOCKER_DEFAULT_CAPABILITIES, normalizeCapability } from './capabilities.js';
+import { applyPrivileged, checkGrantable, deviceMappings, hostCapabilities, parseDeviceCgroupRules } from './privileges.js';
 import {
   DEFAULT_DEVICES,
   DEFAULT_MASKED_PATHS,
@@ -244,7 +245,11 @@ const RLIMIT_BY_NAME: Record<string, (typeof rlimitTypes)[number]> = Object.from
 
 /** Converts validated options to an OCI runtime spec with Docker's defaults filled in. */
 export function specFromOptions(o: ValidContainerOptions, ctx: SpecContext): OciSpec {
-  const caps = combineCapabilities(DOCKER_DEFAULT_CAPABILITIES, o.capAdd ?? [], o.capDrop ?? []);
+  // A container never holds more than its owner's bounding set: defaults and ALL are limited to it, and an
+  // explicit capAdd the host cannot grant is refused by name (rather than failing at start with EPERM).
+  const host = hostCapabilities();
+  checkGrantable((o.capAdd ?? []).map((c) => normalizeCapability(c)).filter((c) => c !== undefined));
+  const caps = combineCapabilities(DOCKER_DEFAULT_CAPABILITIES.filter((c) => host.includes(c)), o.capAdd ?? [], o.capDrop ?? [], host);
   const ownUts = o.namespaces?.uts === undefined || o.namespaces.uts === 'private';
   const hostname = ownUts ? (o.hostname ?? ctx.id.slice(0, 12)) : undefined;
   const spec: OciSpec = {
@@ -277,5 +282,23 @@ export function specFromOptions(o: ValidContainerOptions, ctx: SpecContext): Oci
   if (ownUts && o.domainname) spec.domainname = o.domainname;
   spec.linux!.resources = { ...resourcesFromOptions(o.resources), devices: DOCKER_DEFAULT_DEVICE_RULES.map((r) => ({ ...r })) };
   if (o.sysctls) spec.linux!.sysctl = { ...o.sysctls };
+  applyPrivilegeOptions(spec, o);
   return spec;
+}
+
+/** `privileged`, `devices`, `deviceCgroupRules`, `maskedPaths`, `readonlyPaths` on top of the defaults. */
+function applyPrivilegeOptions(spec: OciSpec, o: ValidContainerOptions): void {
+  const linux = spec.linux!;
+  if (o.privileged) applyPrivileged(spec);
+  if (o.devices?.length) {
+    const { devices, rules } = deviceMappings(o.devices);
+    const paths = new Set(devices.map((d) => d.path));
+    linux.devices = [...(linux.devices ?? []).filter((d) => !paths.has(d.path)), ...devices.map((d) => ({ ...d }))];
+    linux.resources = { ...linux.resources, devices: [...(linux.resources?.devices ?? []), ...rules] };
+  }
+  if (o.deviceCgroupRules?.length) {
+    linux.resources = { ...linux.resources, devices: [...(linux.resources?.devices ?? []), ...parseDeviceCgroupRules(o.deviceCgroupRules)] };
+  }
+  if (o.maskedPaths) linux.maskedPaths = [...o.maskedPaths];
+  if (o.readonlyPaths) linux.readonlyPaths = [...o.readonlyPaths];
 }
