@@ -1,7 +1,7 @@
 // Regression tests for the runtime CVE lessons in DESIGN.md that the core runtime owns.
 import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Container } from '../lib/index.js';
+import { Container, ContainerStartError } from '../lib/index.js';
 import { tempRoot } from './helpers/env.js';
 
 const { root, rootfs: BUSYBOX, cleanup } = tempRoot('cve');
@@ -63,5 +63,78 @@ describe('sessions and limits', () => {
   it('starts with a very low open-files limit', async () => {
     const r = await Container.run({ ...base, cmd: ['sh', '-c', 'ulimit -n'], ulimits: [{ name: 'nofile', soft: 16, hard: 16 }] });
     expect(r.stdout.trim()).toBe('16');
+  });
+});
+
+describe('the working directory stays inside the container (CVE-2024-21626)', () => {
+  const spec = (cwd: string, rootPath = BUSYBOX) => ({
+    ociVersion: '1.0.2',
+    process: { user: { uid: 0, gid: 0 }, args: ['sh', '-c', 'pwd; ls -d ../../../* | head -3'], env: ['PATH=/bin'], cwd },
+    root: { path: rootPath },
+    mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+    linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }] },
+  });
+
+  it('refuses a cwd that names one of the init\'s fds', async () => {
+    for (const fd of [3, 4, 5, 6]) {
+      const err = await Container.createFromSpec(spec(`/proc/self/fd/${fd}`), { root }).then(async (c) => {
+        try {
+          await c.start();
+          return (await c.wait()).exitCode;
+        } finally {
+          await c.remove({ force: true });
+        }
+      }, (e: unknown) => e).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ContainerStartError);
+      expect((err as Error).message).toMatch(/chdir/);
+    }
+  });
+
+  it('a symlinked workdir that climbs out resolves inside the root', async () => {
+    const { cpSync, mkdtempSync, rmSync, symlinkSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(root, '..', 'cwd-'));
+    try {
+      const rootfs = join(dir, 'rootfs');
+      cpSync(BUSYBOX, rootfs, { recursive: true, verbatimSymlinks: true });
+      symlinkSync('../../../../../../../', join(rootfs, 'up'));
+      const r = await Container.run({ root, rootfs, workdir: '/up', cmd: ['sh', '-c', 'pwd -P; ls /bin/busybox'] });
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout.split('\n')[0]).toBe('/');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('masking only ever uses a real /dev/null (CVE-2025-31133)', () => {
+  it('refuses to mask with a /dev/null that is a file or a symlink', async () => {
+    const { cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, mkdirSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    for (const fake of ['file', 'symlink'] as const) {
+      const dir = mkdtempSync(join(root, '..', 'devnull-'));
+      try {
+        const rootfs = join(dir, 'rootfs');
+        cpSync(BUSYBOX, rootfs, { recursive: true, verbatimSymlinks: true });
+        mkdirSync(join(rootfs, 'dev'), { recursive: true });
+        if (fake === 'file') writeFileSync(join(rootfs, 'dev/null'), 'not a device');
+        else symlinkSync('/proc/sys/kernel/core_pattern', join(rootfs, 'dev/null'));
+        // No /dev tmpfs: the rootfs' own /dev/null is what masking would use.
+        const err = await Container.createFromSpec(
+          {
+            ociVersion: '1.0.2',
+            process: { user: { uid: 0, gid: 0 }, args: ['true'], env: ['PATH=/bin'], cwd: '/' },
+            root: { path: rootfs },
+            mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+            linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }], maskedPaths: ['/proc/timer_list'] },
+          },
+          { root },
+        ).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(ContainerStartError);
+        expect((err as Error).message).toMatch(/mask path.*ENODEV/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
   });
 });
