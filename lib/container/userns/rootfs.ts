@@ -17,7 +17,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, closeSync, lchownSync, lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UnsupportedError } from '../../errors.js';
+import { RootfsError, UnsupportedError } from '../../errors.js';
 import { native } from '../../native.js';
 import { idMapText, toHostId, type IdMaps } from './idmap.js';
 
@@ -66,7 +66,7 @@ function idmappedOverlay(lowers: readonly string[], upper: string, work: string,
   } catch (e) {
     const errno = (e as { errno?: number }).errno;
     if (errno !== undefined && UNSUPPORTED.has(errno)) return undefined;
-    throw e;
+    throw new RootfsError(`cannot build the container's idmapped rootfs: ${(e as Error).message}`);
   } finally {
     for (const fd of fds) safeClose(fd);
     safeClose(nsFd);
@@ -117,12 +117,16 @@ export function prepareUsernsRootfs(containerDir: string, lowers: readonly strin
   let treeFd = idmapAllowed() ? idmappedOverlay(lowers, upper, work, maps) : undefined;
   const idmapped = treeFd !== undefined;
   if (treeFd === undefined) {
-    const copies = lowers.map((dir, i) => {
-      const copy = join(containerDir, `lower-${i}`);
-      shiftedCopy(dir, copy, maps);
-      return copy;
-    });
-    treeFd = native.overlayTree(copies, upper, work);
+    try {
+      const copies = lowers.map((dir, i) => {
+        const copy = join(containerDir, `lower-${i}`);
+        shiftedCopy(dir, copy, maps);
+        return copy;
+      });
+      treeFd = native.overlayTree(copies, upper, work);
+    } catch (e) {
+      throw new RootfsError(`cannot build the container's rootfs from id-shifted copies: ${(e as Error).message}`);
+    }
   }
   const fd = treeFd;
   let closed = false;
