@@ -188,6 +188,24 @@ describe('user namespaces: default mounts, devices, cgroups', () => {
     ]);
   });
 
+  it.runIf(existsSync('/sys/fs/cgroup/unified/cgroup.procs'))('joins a cgroup v2 through clone3 and mounts cgroup2 in its own cgroup namespace', async () => {
+    const v2 = tempRoot('userns-v2');
+    process.env.BERTH_CGROUP_VERSION = '2';
+    process.env.BERTH_CGROUP_MOUNT = '/sys/fs/cgroup/unified';
+    try {
+      await using c = await Container.create({ root: v2.root, rootfs: v2.rootfs, userns: 'auto', cmd: ['sh', '-c', 'cat /proc/self/cgroup | grep "^0::"; test -f /sys/fs/cgroup/cgroup.procs && echo cgroup2'] });
+      const out = output(c);
+      expect(readFileSync(`/proc/${c.pid}/cgroup`, 'utf8')).toMatch(new RegExp(`^0::/.*${c.id}$`, 'm'));
+      await c.start();
+      expect((await c.wait()).exitCode).toBe(0);
+      expect((await out).trim().split('\n')).toEqual(['0::/', 'cgroup2']);
+    } finally {
+      delete process.env.BERTH_CGROUP_VERSION;
+      delete process.env.BERTH_CGROUP_MOUNT;
+      await v2.cleanup();
+    }
+  });
+
   it('cannot do privileged things on the host, even with every capability', async () => {
     writeFileSync(join(shared, 'hostfile'), 'host\n', { mode: 0o644 });
     writeFileSync(join(shared, 'secret'), 'secret\n', { mode: 0o600 });
