@@ -13,7 +13,8 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, InvalidOptionsError } from '../lib/index.js';
 import { cleanupDeadOwners, openEngine } from '../lib/container/engine.js';
-import { firstFree, parseSubordinateIds, poolFrom, DEFAULT_POOL } from '../lib/container/userns/pool.js';
+import { firstFree, parseSubordinateIds, poolFrom, reserveUserns, DEFAULT_POOL, UsernsExhaustedError } from '../lib/container/userns/pool.js';
+import { StateRoot } from '../lib/container/state.js';
 import { mountCount, tempRoot } from './helpers/env.js';
 import { pushBusybox, startRegistry, type Registry } from './helpers/registry.js';
 
@@ -302,6 +303,30 @@ describe("user namespaces: 'auto'", () => {
     expect(existsSync(join(root, 'containers', id))).toBe(false);
     await using next = await Container.create({ root, rootfs, userns: 'auto', cmd: ['true'] });
     expect(kernelRange(readFileSync(`/proc/${next.pid}/uid_map`, 'utf8'))).toEqual(dead);
+  });
+
+  it('allocates from the berth user\'s subordinate ids and says so when they run out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-test-userns-pool-'));
+    try {
+      writeFileSync(join(dir, 'subuid'), 'alice:100000:65536\nberth:500000:131072\n');
+      writeFileSync(join(dir, 'subgid'), 'berth:700000:65536\n');
+      const state = new StateRoot(join(dir, 'state'));
+      const sources = { subuid: join(dir, 'subuid'), subgid: join(dir, 'subgid') };
+      const ids = ['a', 'b'].map((c) => c.repeat(64));
+      for (const id of ids) state.createContainerDir(id, { pid: process.pid, startTime: 0 });
+      const first = await reserveUserns(state, ids[0]!, 'auto', sources);
+      expect(first.uidMap).toEqual([{ containerID: 0, hostID: 500000, size: 65536 }]);
+      expect(first.gidMap).toEqual([{ containerID: 0, hostID: 700000, size: 65536 }]);
+      // The gid pool holds one range only.
+      const err = await reserveUserns(state, ids[1]!, 'auto', sources).catch((e) => e);
+      expect(err).toBeInstanceOf(UsernsExhaustedError);
+      expect(err.code).toBe('ERR_USERNS_EXHAUSTED');
+      expect(err.message).toMatch(/no free gid range of 65536 ids .*pool: 700000\.\.765535/);
+      state.removeContainerDir(ids[0]!);
+      expect((await reserveUserns(state, ids[1]!, 'auto', sources)).gidMap[0]!.hostID).toBe(700000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('takes its pool from /etc/subuid-style files and keeps away from other users\' ranges', () => {
