@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <linux/capability.h>
+#include <linux/prctl.h>
 #include <linux/openat2.h>
 #include <linux/sched.h>
 #include <napi.h>
@@ -23,6 +25,7 @@
 #include "codec.h"
 #include "plan.h"
 #include "rawsys.h"
+#include "userns.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -201,6 +204,15 @@ void planFromJs(const Reader& r, Plan& p) {
   p.execCandidates = strings(r, "execCandidates");
   p.argv = strings(r, "argv");
   p.env = strings(r, "env");
+  if (r.has("userns")) {
+    Reader u{r.env, r.get("userns").As<Napi::Object>()};
+    p.userns = true;
+    p.uidMap = u.str("uidMap");
+    p.gidMap = u.str("gidMap");
+    p.setgroups = u.str("setgroups");
+  }
+  p.rootfsTreeFd = (int)r.num("rootfsTreeFd", -1);
+  p.unshareFlags = r.u64("unshareFlags");
 }
 
 // --- spawn --------------------------------------------------------------------------------------------------
@@ -265,6 +277,7 @@ struct PreExec {
   int fds[3 + kMaxPassedFds];
   int count;
   int initFd;
+  bool userns;
   char* const* argv;
   char* const* envp;
 };
@@ -288,6 +301,18 @@ int preExec(void* arg) {
   if (rc >= 0) statusFd = kStatusFd;
   // Everything else of Node's goes: from here on the process holds only stdio and what the plan needs.
   if (rc >= 0) rc = sys(SYS_close_range, kPlanFd + k + 1, ~0U, 0);
+  if (rc >= 0 && x->userns) {
+    // In the new user namespace this process holds every capability, but its uid is not mapped yet, so execve
+    // would drop them all. Ambient capabilities survive an execve by a non-root uid: berth-init keeps what it
+    // needs to become the namespace's root once the parent has written the maps, and then clears them.
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] = {{~0U, ~0U, ~0U}, {~0U, ~0U, ~0U}};
+    rc = sys(SYS_capset, (long)&hdr, (long)data);
+    for (long cap = 0; cap < 64 && rc >= 0; cap++) {
+      long r = sys(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+      if (r < 0 && r != -EINVAL) rc = r;  // EINVAL: beyond the kernel's last capability
+    }
+  }
   if (rc >= 0) rc = sys(SYS_execveat, kPlanFd + k, (long)"", (long)x->argv, (long)x->envp, AT_EMPTY_PATH);
   Message m{MSG_ERROR, STEP_SPAWN, (int32_t)-rc, -1};
   sys(SYS_write, statusFd, (long)&m, sizeof m);
@@ -307,6 +332,7 @@ void assignSlots(Plan& plan, std::vector<int>& passed) {
   for (int& fd : plan.stdioFds) slot(fd);
   for (int& fd : plan.cgroupProcsFds) slot(fd);
   for (int& fd : plan.setnsFds) slot(fd);
+  slot(plan.rootfsTreeFd);
 }
 
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
@@ -362,6 +388,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < passed.size(); i++) x.fds[3 + i] = passed[i];
   x.count = 3 + (int)passed.size();
   x.initFd = initFd;
+  x.userns = plan.userns;
   char arg0[] = "berth-init";
   char* argv[] = {arg0, nullptr};
   char* envp[] = {nullptr};
@@ -425,6 +452,25 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
     close(status[0]);
     close(start[1]);
     throw errnoError(env, "clone3", (int)-pid);
+  }
+  if (plan.userns) {
+    // berth-init waits for the maps before it needs any privilege; one byte on the start pipe releases it.
+    const char* failed = "";
+    int rc = writeIdMaps((pid_t)pid, plan.uidMap, plan.gidMap, plan.setgroups, &failed);
+    if (rc == 0 && write(start[1], "u", 1) != 1) {
+      rc = -errno;
+      failed = "start pipe";
+    }
+    if (rc < 0) {
+      syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+      siginfo_t si;
+      while (syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED, nullptr) < 0 && errno == EINTR) {
+      }
+      close(pidfd);
+      close(status[0]);
+      close(start[1]);
+      throw errnoError(env, (std::string("write ") + failed).c_str(), -rc);
+    }
   }
   fcntl(status[0], F_SETFL, O_NONBLOCK);
 
@@ -691,6 +737,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("layerOpenRoot", Napi::Function::New(env, LayerOpenRoot));
   exports.Set("layerApply", Napi::Function::New(env, LayerApply));
   exports.Set("lgetxattr", Napi::Function::New(env, LayerGetXattr));
+  exports.Set("usernsFd", Napi::Function::New(env, UsernsFd));
+  exports.Set("idmapTree", Napi::Function::New(env, IdmapTree));
+  exports.Set("overlayTree", Napi::Function::New(env, OverlayTree));
   exports.Set("Poller", Poller::Init(env));
   exports.Set("Hasher", HasherClass(env));
   exports.Set("Inflater", InflaterClass(env));

@@ -55,6 +55,10 @@ long sysc(long n, A... args) {
 struct Ctx {
   const Plan& plan;
   int statusFd;
+  // In a user namespace the path to the rootfs may not be searchable by the container's root: both are opened
+  // before the init becomes that root, and the rootfs is then attached by fd.
+  int rootDirFd = -1;   // O_PATH of the directory the rootfs is mounted on
+  int rootTreeFd = -1;  // a clone of the rootfs directory (when it is bound, not an overlay or a prepared tree)
 };
 
 [[noreturn]] void die(const Ctx& c, Step step, int err, int index) {
@@ -293,7 +297,15 @@ void setupMounts(const Ctx& c) {
   // Slave first, whatever was asked: nothing mounted below may propagate back into the host's namespace (on a
   // host whose / is shared, as on every systemd machine). The requested propagation applies after pivot_root.
   CHECK(c, sysc(SYS_mount, nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr), STEP_MOUNT_PROPAGATION, -1);
-  if (!p.overlayLowers.empty()) {
+  if (p.rootfsTreeFd >= 0 || c.rootTreeFd >= 0) {
+    // A tree prepared before (by the parent, or by this init before it became the namespace's root): attached
+    // by fd on the directory, then held by fd.
+    int tree = p.rootfsTreeFd >= 0 ? p.rootfsTreeFd : c.rootTreeFd;
+    int dir = c.rootDirFd >= 0 ? c.rootDirFd : (int)sysOpenat2(AT_FDCWD, p.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0);
+    CHECK(c, dir, STEP_ROOTFS, -1);
+    CHECK(c, sysc(SYS_move_mount, tree, "", dir, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH), STEP_ROOTFS, -1);
+    closeFd(dir);
+  } else if (!p.overlayLowers.empty()) {
     // An image's rootfs: its snapshots as overlay lower layers under the container's own upper directory.
     int tree = makeOverlay(p);
     CHECK(c, tree, STEP_ROOTFS, -1);
@@ -306,7 +318,14 @@ void setupMounts(const Ctx& c) {
     CHECK(c, sysc(SYS_move_mount, tree, "", AT_FDCWD, p.rootfs.c_str(), MOVE_MOUNT_F_EMPTY_PATH), STEP_ROOTFS, -1);
     closeFd(tree);
   }
-  int rootFd = (int)sysOpenat2(AT_FDCWD, p.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0);
+  int rootFd;
+  if (p.rootfsTreeFd >= 0 || c.rootTreeFd >= 0) {
+    int tree = p.rootfsTreeFd >= 0 ? p.rootfsTreeFd : c.rootTreeFd;
+    rootFd = (int)sysOpenat2(tree, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0);
+    closeFd(tree);
+  } else {
+    rootFd = (int)sysOpenat2(AT_FDCWD, p.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0);
+  }
   CHECK(c, rootFd, STEP_ROOTFS, -1);
 
   for (size_t i = 0; i < p.mounts.size(); i++) {
@@ -531,6 +550,37 @@ void exitIfOwnerGone(const Ctx& c) {
   if (sysc(SYS_poll, &pfd, 1, 0) > 0 && (pfd.revents & (POLLERR | POLLHUP))) sysc(SYS_exit_group, 0);
 }
 
+// Runs first in a new user namespace, while the init still has the host's uid (unmapped here) and the
+// capabilities it kept across execve as ambient ones: join the cgroup and open the rootfs (both as the host's
+// root), wait until the parent has written the id maps, then become the namespace's root with no supplementary
+// groups (the host's would otherwise stay) and nothing left in the inheritable and ambient sets.
+void enterUserNamespace(Ctx& c, int startFd) {
+  const Plan& p = c.plan;
+  joinCgroups(c);
+  if (p.mountNamespace) {
+    c.rootDirFd = (int)sysOpenat2(AT_FDCWD, p.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0);
+    CHECK(c, c.rootDirFd, STEP_ROOTFS, -1);
+    if (p.rootfsTreeFd < 0 && p.overlayLowers.empty()) {
+      c.rootTreeFd = (int)sysc(SYS_open_tree, c.rootDirFd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+      CHECK(c, c.rootTreeFd, STEP_ROOTFS, -1);
+    }
+  }
+  char b;
+  long n;
+  do n = sysc(SYS_read, startFd, &b, 1);
+  while (n == -EINTR);
+  if (n != 1) sysc(SYS_exit_group, 0);  // the owner went away before writing the maps
+  CHECK(c, sysc(SYS_setgroups, 0, nullptr), STEP_USERNS, 0);
+  CHECK(c, sysc(SYS_setresgid, 0, 0, 0), STEP_USERNS, 1);
+  CHECK(c, sysc(SYS_setresuid, 0, 0, 0), STEP_USERNS, 2);
+  CHECK(c, sysc(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), STEP_USERNS, 3);
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  CHECK(c, sysc(SYS_capget, &hdr, data), STEP_USERNS, 4);
+  data[0].inheritable = data[1].inheritable = 0;
+  CHECK(c, sysc(SYS_capset, &hdr, data), STEP_USERNS, 4);
+}
+
 void loopbackUp(const Ctx& c) {
   int s = (int)sysc(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   CHECK(c, s, STEP_LOOPBACK, -1);
@@ -558,12 +608,14 @@ void verifyCwd(const Ctx& c) {
   // Non-dumpable until execve: no process that later joins the container may ptrace us or read our memory.
   sysc(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
   resetSignals(c);
+  if (p.userns) enterUserNamespace(c, startFd);
+  if (p.unshareFlags) CHECK(c, sysc(SYS_unshare, p.unshareFlags), STEP_USERNS, -1);
   // A session of its own, as runc: no controlling terminal shared with the host (TIOCSTI, ^C).
   CHECK(c, sysc(SYS_setsid), STEP_SIGNALS, -1);
   // And a session keyring of its own: never the keys of the Node process that started it.
   CHECK(c, sysc(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0), STEP_SIGNALS, -1);
   if (p.parentDeathSignal) CHECK(c, sysc(SYS_prctl, PR_SET_PDEATHSIG, p.parentDeathSignal, 0, 0, 0), STEP_PDEATHSIG, -1);
-  joinCgroups(c);
+  if (!p.userns) joinCgroups(c);
   for (size_t i = 0; i < p.setnsFds.size(); i++) {
     CHECK(c, sysc(SYS_setns, p.setnsFds[i], 0), STEP_SETNS, (int)i);
     closeFd(p.setnsFds[i]);

@@ -15,6 +15,7 @@ namespace berth {
   X(SPAWN, "exec berth-init")                                                                                    \
   X(PLAN, "read plan")                                                                                           \
   X(SIGNALS, "reset signals")                                                                                    \
+  X(USERNS, "enter user namespace")                                                                              \
   X(CGROUP, "join cgroup")                                                                                       \
   X(SETNS, "join namespace")                                                                                     \
   X(UNSHARE_CGROUP, "unshare cgroup namespace")                                                                  \
@@ -115,6 +116,17 @@ struct Plan {
   uint64_t cloneFlags = 0;  // CLONE_NEW* applied by clone3 (parent side)
   int cgroupDirFd = -1;     // v2: CLONE_INTO_CGROUP target (parent side only, never passed on)
   int pidnsFd = -1;         // a pid namespace to start in: joined by the parent around clone3 (parent side only)
+  // With CLONE_NEWUSER: what spawn writes to /proc/<pid>/{uid_map,setgroups,gid_map} before releasing the child
+  // (parent side only; the text is computed in TypeScript).
+  std::string uidMap, gidMap, setgroups;
+
+  // A new user namespace: berth-init waits for its id maps (one byte on the start pipe), then becomes its root.
+  bool userns = false;
+  // A detached mount prepared by the parent (an idmapped rootfs), attached on `rootfs` instead of building one.
+  int rootfsTreeFd = -1;
+  // CLONE_NEW* the init unshares itself once it is the user namespace's root (so that what the kernel creates
+  // with a namespace, like the ipc namespace's mqueue root, is owned by that root rather than by nobody).
+  uint64_t unshareFlags = 0;
 
   bool unshareCgroup = false;
   std::vector<int> cgroupProcsFds;  // v1: write "0" to each to join
@@ -195,6 +207,7 @@ void visitPlan(V& v, Plan& p) {
   v(p.capAmbient);
   v(p.noNewPrivs); v(p.parentDeathSignal); v(p.umask); v(p.cwd); v(p.waitForStart); v(p.seccomp); v(p.seccompFlags);
   v(p.execCandidates); v(p.argv); v(p.env);
+  v(p.userns); v(p.rootfsTreeFd); v(p.unshareFlags);
 }
 
 // Encodes the plan (with its fd fields already renumbered to the fixed numbers above).

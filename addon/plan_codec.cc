@@ -8,7 +8,7 @@ namespace berth {
 namespace {
 
 constexpr uint32_t kMagic = 0x68747262;  // "brth"
-constexpr uint32_t kVersion = 3;
+constexpr uint32_t kVersion = 4;
 
 struct Writer {
   std::string out;

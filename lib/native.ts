@@ -73,6 +73,12 @@ export interface NativePlan {
   execCandidates: string[];
   argv: string[];
   env: string[];
+  /** A new user namespace (with `cloneFlags` CLONE_NEWUSER): the maps spawn writes before the init goes on. */
+  userns?: { uidMap: string; gidMap: string; setgroups: 'allow' | 'deny' | '' };
+  /** A detached mount (an idmapped rootfs) the init attaches on `rootfs` instead of building one. */
+  rootfsTreeFd?: number;
+  /** CLONE_NEW* flags the init unshares itself after becoming the user namespace's root. */
+  unshareFlags?: bigint;
 }
 
 /** What `spawn` returns: the child's pid (host namespace), its pidfd and the two sync pipe ends. */
@@ -192,6 +198,9 @@ interface Binding {
   layerOpenRoot(path: string): number;
   layerApply(rootFd: number, ops: LayerOp[], pendingFd: number, flat: boolean): Promise<number>;
   lgetxattr(path: string, name: string): Buffer | null;
+  usernsFd(uidMap: string, gidMap: string): number;
+  idmapTree(path: string, usernsFd: number, recursive: boolean): number;
+  overlayTree(lowers: (number | string)[], upper: string, work: string): number;
   Poller: new (fd: number, callback: (status: number) => void) => Poller;
   Hasher: new (algorithm: string) => NativeHasher;
   Inflater: (new (algorithm: string, engine: string) => NativeInflater) & { isalAvailable: boolean };
@@ -277,6 +286,12 @@ export const native = {
     new (load().Inflater)(algorithm, engine),
   /** Whether the addon can inflate with ISA-L (built with its header, and libisal.so.2 loads). */
   isalAvailable: (): boolean => load().Inflater.isalAvailable,
+  /** An fd of a new user namespace with these maps (`inside outside count` lines), to idmap mounts with. */
+  usernsFd: (uidMap: string, gidMap: string): number => load().usernsFd(uidMap, gidMap),
+  /** A detached copy of the mount at `path`, idmapped by the user namespace `usernsFd`. */
+  idmapTree: (path: string, usernsFd: number, recursive: boolean): number => load().idmapTree(path, usernsFd, recursive),
+  /** A detached overlay mount of `lowers` (mount fds or paths, top-most first) with its upper and work dirs. */
+  overlayTree: (lowers: (number | string)[], upper: string, work: string): number => load().overlayTree(lowers, upper, work),
   /** Calls `callback` once, on the event loop, when `fd` becomes readable (a pidfd: the process exited). */
   onReadable: (fd: number, callback: (status: number) => void): Poller => new (load().Poller)(fd, callback),
 };

@@ -31,6 +31,10 @@ import { resolveUser } from './user.js';
 import { applyImageConfig, imageRecord, overlayDirs, prepareImage, type ImageRootfs } from './image-rootfs.js';
 import { layeredReader } from './layered-view.js';
 import { SnapshotStore } from '../image/snapshot.js';
+import type { IdMapping } from './userns/idmap.js';
+import { specUserns } from './userns/plan.js';
+import { reserveUserns, type UsernsRecord } from './userns/pool.js';
+import { prepareUsernsRootfs, type UsernsRootfs } from './userns/rootfs.js';
 
 /** How a container's process ended. */
 export interface ExitInfo {
@@ -69,6 +73,8 @@ export interface ContainerInfo {
   volumes: string[];
   /** The cgroup path relative to each hierarchy root. */
   cgroup: string;
+  /** The user namespace's maps (`auto`: allocated from the pool), or `null` without one. */
+  userns: { uidMap: IdMapping[]; gidMap: IdMapping[]; auto: boolean } | null;
   /** The OCI runtime spec the container runs with. */
   spec: OciSpec;
 }
@@ -363,16 +369,28 @@ export class Container implements AsyncDisposable {
     engine.root.createContainerDir(id, owner);
     const undo: (() => void | Promise<void>)[] = [() => void engine.root.removeContainerDir(id)];
     let overlay: ReturnType<typeof overlayDirs> | undefined;
+    let userns: UsernsRecord | undefined;
+    let usernsRootfs: UsernsRootfs | undefined;
     let spec: OciSpec;
     try {
-      if (image) overlay = overlayDirs(engine.root.containerDir(id), image.lowers);
-      const containerRoot = overlay?.rootPath ?? o.rootfs!;
-      const user = rawSpec ? undefined : resolveUser(image ? layeredReader(image.lowers) : containerRoot, o.user, o.groupAdd);
-      spec = rawSpec ?? specFromOptions(o, { id, user: user!, rootPath: containerRoot });
+      // A user namespace's range is reserved (and recorded in the container's directory) first; its rootfs is
+      // an idmapped overlay of the image's snapshots or of the rootfs directory. A raw spec's root is used as is.
+      const request = o.userns ?? (rawSpec ? specUserns(rawSpec) : undefined);
+      if (request) userns = await reserveUserns(engine.root, id, request);
+      if (userns && !rawSpec) {
+        usernsRootfs = image
+          ? prepareUsernsRootfs(engine.root.containerDir(id), image.lowers, userns, 'image')
+          : prepareUsernsRootfs(engine.root.containerDir(id), [o.rootfs!], userns, 'lower');
+      } else if (image) overlay = overlayDirs(engine.root.containerDir(id), image.lowers);
+      const containerRoot = usernsRootfs?.rootPath ?? overlay?.rootPath ?? o.rootfs!;
+      const user = rawSpec ? undefined : resolveUser(image ? layeredReader(image.lowers) : o.rootfs!, o.user, o.groupAdd);
+      spec = rawSpec ?? specFromOptions(o, { id, user: user!, rootPath: containerRoot, ...(userns ? { userns } : {}) });
     } catch (e) {
+      usernsRootfs?.close();
       engine.root.removeContainerDir(id);
       throw e;
     }
+    undo.push(() => usernsRootfs?.close());
     const cleanup = async () => {
       for (const f of undo.reverse()) await f();
     };
@@ -399,6 +417,7 @@ export class Container implements AsyncDisposable {
         stopTimeout: o.stopTimeout ?? DEFAULT_STOP_TIMEOUT,
         labels: { ...(o.labels ?? {}) },
         ...(image ? { image: imageRecord(image) } : {}),
+        ...(userns ? { userns } : {}),
         spec,
       };
 
@@ -423,6 +442,7 @@ export class Container implements AsyncDisposable {
           waitForStart,
           createCwd: !rawSpec,
           ...(overlay ? { rootfsOverlay: overlay.overlay } : {}),
+          ...(usernsRootfs ? { rootfsTreeFd: usernsRootfs.treeFd } : {}),
         });
         spawned = spawnOrExplain(plan);
       } catch (e) {
@@ -431,6 +451,7 @@ export class Container implements AsyncDisposable {
       } finally {
         for (const fd of stdio.closeAfterSpawn) safeClose(fd);
         for (const n of nsFds) safeClose(n.fd);
+        usernsRootfs?.close();
         cgroup.releaseSpawnFds();
       }
       state.process = { pid: spawned.pid, startTime: processStartTime(spawned.pid) ?? 0 };
@@ -820,6 +841,7 @@ function infoFromState(s: ContainerState): ContainerInfo {
     exposedPorts: s.image?.exposedPorts ?? [],
     volumes: s.image?.volumes ?? [],
     cgroup: s.cgroup,
+    userns: s.userns ? { uidMap: s.userns.uidMap, gidMap: s.userns.gidMap, auto: s.userns.auto } : null,
     spec,
   };
 }

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { InvalidOptionsError } from '../errors.js';
 import { normalizeCapability } from './capabilities.js';
+import { usernsOptionSchema, type UsernsOption } from './userns/idmap.js';
 
 const absolutePath = z
   .string()
@@ -214,6 +215,8 @@ export const containerOptionsSchema = z
     maskedPaths: z.array(absolutePath).optional(),
     /** Replaces the default read-only paths (`[]` leaves /proc/sys and the others writable as far as caps allow). */
     readonlyPaths: z.array(absolutePath).optional(),
+    /** A user namespace: explicit uid/gid maps, or 'auto' for a private range. */
+    userns: usernsOptionSchema.optional(),
   })
   .refine((o) => (o.rootfs === undefined) !== (o.image === undefined), {
     message: 'give exactly one of rootfs (a directory) and image (a reference)',
@@ -226,6 +229,10 @@ export const containerOptionsSchema = z
   .refine((o) => o.image !== undefined || [...(o.entrypoint ?? []), ...(o.cmd ?? [])].length > 0, {
     message: 'the command must not be empty',
     path: ['cmd'],
+  })
+  .refine((o) => o.userns === undefined || Object.values(o.namespaces ?? {}).every((m) => m === 'private' || m === 'none'), {
+    message: 'with userns every namespace must be private: the host\'s (or another container\'s) namespaces belong to a user namespace the container\'s root has no privilege in (Docker refuses --pid=host and --network=host with userns-remap too)',
+    path: ['namespaces'],
   });
 
 /** A byte size: a number of bytes, or Docker's syntax such as `'512m'`, `'1g'`, `'65536k'`. */
@@ -391,6 +398,15 @@ export interface ContainerOptions {
   maskedPaths?: string[];
   /** Replaces Docker's read-only paths (/proc/sys, /proc/sysrq-trigger, ...); `[]` makes none read-only. */
   readonlyPaths?: string[];
+  /**
+   * Run in a user namespace, so that root in the container is an unprivileged id on the host. `'auto'` gives
+   * the container a private range of 65536 ids that no other container of the state root uses (from the
+   * subordinate ids of the user `berth` in /etc/subuid and /etc/subgid, else from 100000 up); or give the maps,
+   * each a list of `{ containerID, hostID, size }` ranges that must map container id 0 and must not map host id 0.
+   * The rootfs (a directory or an image) is shown through idmapped mounts, so its files keep their owners inside,
+   * and whatever the container writes lands in its own upper directory with the mapped ids. See docs/security.md.
+   */
+  userns?: UsernsOption;
 }
 
 /** Options after validation (sizes are numbers). */

@@ -12,6 +12,7 @@ import { capabilityMask, lastCapability } from './capabilities.js';
 import { DEFAULT_DEV_SYMLINKS, DEFAULT_PATH } from './defaults.js';
 import { NAMESPACE_TYPES, type OciSpec } from './spec.js';
 import type { V1Hierarchy } from './cgroup/index.js';
+import { applyUserNamespace } from './userns/plan.js';
 
 /** clone(2) namespace flags. */
 export const CLONE_FLAGS = {
@@ -21,6 +22,7 @@ export const CLONE_FLAGS = {
   pid: 0x20000000n,
   network: 0x40000000n,
   cgroup: 0x02000000n,
+  user: 0x10000000n,
 } as const;
 
 const MS_UNBINDABLE = 1n << 17n;
@@ -73,6 +75,8 @@ export interface PlanContext {
   createCwd?: boolean;
   /** For an image: the overlay that becomes the rootfs (mounted on the spec's root.path). */
   rootfsOverlay?: { lowers: string[]; upper: string; work: string };
+  /** A detached mount (a user namespace's idmapped rootfs) attached on the spec's root.path instead. */
+  rootfsTreeFd?: number;
 }
 
 /** The `{ path }` namespaces of a spec, which the caller opens and passes back as `namespaceFds`. */
@@ -305,7 +309,8 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
   if (ns.has('mount')) {
     const { mounts, extraReadonly } = mountsFromSpec(spec, ctx);
     plan.rootfs = spec.root.path;
-    if (ctx.rootfsOverlay) plan.overlay = ctx.rootfsOverlay;
+    if (ctx.rootfsTreeFd !== undefined) plan.rootfsTreeFd = ctx.rootfsTreeFd;
+    else if (ctx.rootfsOverlay) plan.overlay = ctx.rootfsOverlay;
     const prop = PROPAGATION[spec.linux?.rootfsPropagation ?? 'rprivate']!;
     plan.rootPropagation = prop.flag | (prop.recursive ? MS_REC : 0n);
     plan.mounts = mounts;
@@ -333,5 +338,6 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
       { path: 'mounts', message: 'mounts and a read-only root need a mount namespace' },
     ]);
   }
+  applyUserNamespace(plan, spec);
   return plan;
 }

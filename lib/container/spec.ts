@@ -18,6 +18,7 @@ import {
 import type { LinuxResources } from './cgroup/driver.js';
 import { DOCKER_DEFAULT_DEVICE_RULES } from './cgroup/devices.js';
 import type { ResolvedUser } from './user.js';
+import { idMapSchema, type IdMaps } from './userns/idmap.js';
 
 const absolutePath = z.string().refine((p) => p.startsWith('/'), 'must be an absolute path');
 const capList = z.array(z.enum(CAPABILITY_NAMES));
@@ -29,8 +30,8 @@ const rlimitTypes = [
   'RLIMIT_RTTIME', 'RLIMIT_SIGPENDING', 'RLIMIT_STACK',
 ] as const;
 
-/** The namespace types of the OCI spec that berth supports (user and time namespaces come later). */
-export const NAMESPACE_TYPES = ['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup'] as const;
+/** The namespace types of the OCI spec that berth supports (the time namespace comes later). */
+export const NAMESPACE_TYPES = ['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup', 'user'] as const;
 
 /** The OCI runtime spec (config.json), restricted to what berth implements; unknown fields are kept and ignored. */
 export const ociSpecSchema = z.looseObject({
@@ -124,8 +125,8 @@ export const ociSpecSchema = z.looseObject({
       readonlyPaths: z.array(absolutePath).optional(),
       rootfsPropagation: z.enum(['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable']).optional(),
       sysctl: z.record(z.string(), z.string()).optional(),
-      uidMappings: z.undefined({ error: 'user namespaces are not supported yet' }).optional(),
-      gidMappings: z.undefined({ error: 'user namespaces are not supported yet' }).optional(),
+      uidMappings: idMapSchema.optional(),
+      gidMappings: idMapSchema.optional(),
     })
     .optional(),
   annotations: z.record(z.string(), z.string()).optional(),
@@ -149,6 +150,8 @@ export interface SpecContext {
   user: ResolvedUser;
   /** The host directory that becomes the container's "/" (the rootfs, or the mount point of an image's overlay). */
   rootPath: string;
+  /** The maps of the container's user namespace (resolved from `userns`), when it has one. */
+  userns?: IdMaps;
 }
 
 /** Docker's --cpus → CFS quota/period, --memory-swap default, --pids-limit semantics → OCI resources. */
@@ -283,6 +286,11 @@ export function specFromOptions(o: ValidContainerOptions, ctx: SpecContext): Oci
   spec.linux!.resources = { ...resourcesFromOptions(o.resources), devices: DOCKER_DEFAULT_DEVICE_RULES.map((r) => ({ ...r })) };
   if (o.sysctls) spec.linux!.sysctl = { ...o.sysctls };
   applyPrivilegeOptions(spec, o);
+  if (ctx.userns) {
+    spec.linux!.namespaces!.push({ type: 'user' });
+    spec.linux!.uidMappings = ctx.userns.uidMap.map((m) => ({ ...m }));
+    spec.linux!.gidMappings = ctx.userns.gidMap.map((m) => ({ ...m }));
+  }
   return spec;
 }
 
