@@ -62,6 +62,14 @@ describe('privileged', () => {
   });
 });
 
+describe('privileged and user namespaces', () => {
+  it('refuses privileged with userns, as Docker does', async () => {
+    const err = await Container.create({ ...base, cmd: ['true'], privileged: true, userns: 'auto' }).catch((e) => e);
+    expect(err).toBeInstanceOf(InvalidOptionsError);
+    expect(err.message).toMatch(/privileged cannot be combined with userns/);
+  });
+});
+
 describe('capabilities the host cannot grant', () => {
   const missing = ['CAP_SYS_RESOURCE', 'CAP_SYS_ADMIN', 'CAP_SYS_TIME'].find((c) => !hostCapabilities().includes(c as never));
   it.skipIf(!missing)('refuses an explicit capAdd of one, by name, before anything starts', async () => {

@@ -218,6 +218,11 @@ export const containerOptionsSchema = z
     /** A user namespace: explicit uid/gid maps, or 'auto' for a private range. */
     userns: usernsOptionSchema.optional(),
   })
+  .refine((o) => !(o.privileged && o.userns !== undefined), {
+    // Docker refuses this too: host devices and capabilities over the host mean nothing to a remapped root.
+    message: 'privileged cannot be combined with userns: a privileged container runs in the host\'s user namespace',
+    path: ['privileged'],
+  })
   .refine((o) => (o.rootfs === undefined) !== (o.image === undefined), {
     message: 'give exactly one of rootfs (a directory) and image (a reference)',
     path: ['rootfs'],
