@@ -31,6 +31,9 @@ import { resolveUser } from './user.js';
 import { applyImageConfig, imageRecord, overlayDirs, prepareImage, type ImageRootfs } from './image-rootfs.js';
 import { layeredReader } from './layered-view.js';
 import { SnapshotStore } from '../image/snapshot.js';
+import {
+  networkNamespace, prepareContainerNetwork, releaseContainerNetwork, type ContainerNetworking, type ContainerNetworkRecord,
+} from '../network/container-network.js';
 
 /** How a container's process ended. */
 export interface ExitInfo {
@@ -69,6 +72,8 @@ export interface ContainerInfo {
   volumes: string[];
   /** The cgroup path relative to each hierarchy root. */
   cgroup: string;
+  /** Network mode, address on its network and published ports; null when created without the `network` option. */
+  network: ContainerNetworkRecord | null;
   /** The OCI runtime spec the container runs with. */
   spec: OciSpec;
 }
@@ -246,6 +251,8 @@ export class Container implements AsyncDisposable {
   #cgroup: Cgroup | undefined;
   #owned: Owned | undefined;
   #removed = false;
+  #networking: ContainerNetworking | undefined;
+  #networkReleased: Promise<void> | undefined;
 
   private constructor(
     engine: Engine,
@@ -352,6 +359,12 @@ export class Container implements AsyncDisposable {
     const id = newContainerId();
     const name = o.name ?? `berth-${id.slice(0, 12)}`;
     const owner = selfIdentity();
+    const netns = networkNamespace(o, (x) => {
+      const cid = engine.root.resolve(x);
+      const st = cid ? engine.root.readState(cid) : undefined;
+      return st && { id: st.id, name: st.name, ...(st.process ? { process: st.process } : {}), status: reconcile(st).status };
+    });
+    if (o.network !== undefined) o = { ...o, namespaces: { ...o.namespaces, network: netns.namespace } };
     let image: ImageRootfs | undefined;
     if (o.image !== undefined) {
       image = await prepareImage(o, engine.root.path, signal);
@@ -410,7 +423,21 @@ export class Container implements AsyncDisposable {
       const nsFds: { type: string; fd: number }[] = [];
       let spawned;
       let plan: NativePlan;
+      let networking: ContainerNetworking | undefined;
       try {
+        networking = await prepareContainerNetwork({
+          root: engine.root.path, containerId: id, containerName: name, hostname: spec.hostname, owner, options: o, joined: netns.joined,
+        });
+        if (networking) {
+          const net = networking;
+          undo.push(async () => {
+            await net.closePorts();
+            await releaseContainerNetwork(engine.root.path, id, net.record);
+          });
+          if (net.nsFd !== undefined) nsFds.push({ type: 'network', fd: net.nsFd });
+          spec.mounts = [...(spec.mounts ?? []), ...net.mounts];
+          state.network = net.record;
+        }
         for (const n of namespacePaths(spec)) nsFds.push({ type: n.type, fd: openSync(n.path, fsConstants.O_RDONLY) });
         plan = planFromSpec(spec, {
           cgroupVersion: engine.cgroups.version,
@@ -445,6 +472,7 @@ export class Container implements AsyncDisposable {
         poller: undefined,
       };
       const container = new Container(engine, state, cgroup, owned, stdio);
+      container.#networking = networking;
       owned.exit = container.#watchExit();
 
       if (waitForStart) {
@@ -669,6 +697,7 @@ export class Container implements AsyncDisposable {
       safeClose(this.#owned.startFd);
       this.#owned.statusFd = this.#owned.startFd = undefined;
     }
+    await this.#releaseNetwork();
     await this.#cgroup?.destroy();
     this.#engine.root.removeContainerDir(this.id);
     this.#engine.root.releaseName(this.name, this.id);
@@ -726,6 +755,8 @@ export class Container implements AsyncDisposable {
           oomKilled,
         });
         this.#persist();
+        // Ports close and the address is freed when the container stops (as Docker); remove() awaits it.
+        void this.#releaseNetwork();
         resolve(exit);
       });
       // Watching alone does not keep Node alive: only wait() does. A process that exits without waiting takes
@@ -733,6 +764,15 @@ export class Container implements AsyncDisposable {
       poller.unref();
       owned.poller = poller;
     });
+  }
+
+  /** Closes published ports and frees the network address (once; the exit and remove() both ask). */
+  #releaseNetwork(): Promise<void> {
+    this.#networkReleased ??= (async () => {
+      await this.#networking?.closePorts();
+      await releaseContainerNetwork(this.#engine.root.path, this.id, this.#state.network).catch(() => undefined);
+    })();
+    return this.#networkReleased;
   }
 
   /** Setup failed or was aborted: kill the init, reap it, drop everything. */
@@ -820,6 +860,7 @@ function infoFromState(s: ContainerState): ContainerInfo {
     exposedPorts: s.image?.exposedPorts ?? [],
     volumes: s.image?.volumes ?? [],
     cgroup: s.cgroup,
+    network: s.network ?? null,
     spec,
   };
 }

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { InvalidOptionsError } from '../errors.js';
 import { normalizeCapability } from './capabilities.js';
+import { containerNetworkFields, type PortOption } from '../network/options.js';
 
 const absolutePath = z
   .string()
@@ -214,6 +215,7 @@ export const containerOptionsSchema = z
     maskedPaths: z.array(absolutePath).optional(),
     /** Replaces the default read-only paths (`[]` leaves /proc/sys and the others writable as far as caps allow). */
     readonlyPaths: z.array(absolutePath).optional(),
+    ...containerNetworkFields,
   })
   .refine((o) => (o.rootfs === undefined) !== (o.image === undefined), {
     message: 'give exactly one of rootfs (a directory) and image (a reference)',
@@ -391,6 +393,21 @@ export interface ContainerOptions {
   maskedPaths?: string[];
   /** Replaces Docker's read-only paths (/proc/sys, /proc/sysrq-trigger, ...); `[]` makes none read-only. */
   readonlyPaths?: string[];
+  /**
+   * Docker's `--network`: `'bridge'` (the default network), a user network's name, `'none'`, `'host'`, or
+   * `'container:<id or name>'` (share a running container's). With it, /etc/hosts, /etc/hostname and
+   * /etc/resolv.conf are written per container and bind-mounted. Absent: `namespaces.network` decides (a
+   * private namespace with loopback only, by default). See docs/network.md.
+   */
+  network?: string;
+  /** Extra names the container answers to on a user network (Docker's `--network-alias`). */
+  networkAliases?: string[];
+  /** Ports to publish on the host (Docker's `-p`); bridge networks only. */
+  ports?: PortOption[];
+  /** Nameservers for the container's resolv.conf instead of the host's (Docker's `--dns`). */
+  dns?: string[];
+  /** Search domains for the container's resolv.conf (Docker's `--dns-search`). */
+  dnsSearch?: string[];
 }
 
 /** Options after validation (sizes are numbers). */

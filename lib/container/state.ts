@@ -14,6 +14,7 @@ import {
 import { join } from 'node:path';
 import { BerthError, NameConflictError } from '../errors.js';
 import { native } from '../native.js';
+import type { ContainerNetworkRecord } from '../network/container-network.js';
 
 /** The default state root for root: `/var/lib/berth`; `BERTH_ROOT` overrides it. */
 export function defaultRoot(): string {
@@ -53,6 +54,8 @@ export interface ContainerState {
   labels: Record<string, string>;
   /** For a container made from an image: the reference, the manifest digest, the snapshots it stands on. */
   image?: { reference: string; digest: string; chainIds: string[]; exposedPorts: string[]; volumes: string[] };
+  /** Networking: mode, endpoint, published ports (lib/network/container-network.ts). */
+  network?: ContainerNetworkRecord;
   /** The OCI runtime spec the container was created from. */
   spec: unknown;
 }
