@@ -301,7 +301,7 @@ describe('bad input changes nothing', () => {
     }
     const bridge = (await Network.list({ root })).find((x) => x.name === 'bridge')!;
     expect(bridge.containers).toEqual([]);
-    expect(readdirSync(join(root, 'networks', bridge.id, 'leases'))).toEqual([]);
+    expect(await eventually(() => readdirSync(join(root, 'networks', bridge.id, 'leases')).length === 0)).toBe(true);
     expect(readdirSync(join(root, 'containers'))).toEqual([]);
     await (await Network.get('bridge', { root })).remove();
     expect(berthLinks().sort()).toEqual(before.links);
@@ -332,7 +332,7 @@ describe('cleanup', () => {
     }
     expect(await eventually(() => berthLinks().sort().join() === links.join())).toBe(true);
     expect(execFileSync('ip', ['-o', 'link', 'show', 'master', info.bridge], { encoding: 'utf8' })).toBe('');
-    expect(readdirSync(join(root, 'networks', info.id, 'leases'))).toEqual([]);
+    expect(await eventually(() => readdirSync(join(root, 'networks', info.id, 'leases')).length === 0)).toBe(true);
     expect((await n.inspect()).containers).toEqual([]);
     await n.remove();
     expect(berthLinks()).not.toContain(info.bridge);
@@ -359,7 +359,7 @@ setInterval(() => {}, 1000);
     // network reclaims the address.
     const r = await Container.run({ root, rootfs, network: 'orphans', cmd: ['cat', '/etc/hosts'] });
     expect(r.exitCode).toBe(0);
-    expect(readdirSync(join(root, 'networks', info.id, 'leases'))).toEqual([]);
+    expect(await eventually(() => readdirSync(join(root, 'networks', info.id, 'leases')).length === 0)).toBe(true);
     expect(await eventually(() => !berthLinks().includes(endpoint.veth))).toBe(true);
     // Opening the root again (as a new process does) removes the dead owner's container record too.
     const { cleanupDeadOwners } = await import('../lib/container/engine.js');

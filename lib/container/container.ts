@@ -766,11 +766,15 @@ export class Container implements AsyncDisposable {
     });
   }
 
-  /** Closes published ports and frees the network address (once; the exit and remove() both ask). */
+  /**
+   * Closes published ports (once; the exit and remove() both ask) and starts freeing the network address. Deleting
+   * a veth takes the kernel ~15 ms, so that part finishes in the background (it keeps the process alive until
+   * done); the address is only handed out again once its veth is gone.
+   */
   #releaseNetwork(): Promise<void> {
     this.#networkReleased ??= (async () => {
       await this.#networking?.closePorts();
-      await releaseContainerNetwork(this.#engine.root.path, this.id, this.#state.network).catch(() => undefined);
+      void releaseContainerNetwork(this.#engine.root.path, this.id, this.#state.network).catch(() => undefined);
     })();
     return this.#networkReleased;
   }

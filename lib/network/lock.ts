@@ -3,16 +3,16 @@
  * flock never blocks the event loop, so waiting polls with a short, growing delay.
  * @module
  */
-import { mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError } from '../errors.js';
 import { native } from '../native.js';
 
-/** Runs `fn` holding an exclusive lock on `path` (created if missing, never deleted). */
+/**
+ * Runs `fn` holding an exclusive lock on `path` (created if missing, never deleted: removing it would let two
+ * processes lock two different files). Its directory must exist.
+ */
 export async function withFileLock<T>(path: string, fn: () => Promise<T> | T, timeoutMs = 30_000): Promise<T> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const fh = await open(path, 'a', 0o600);
   try {
     const start = Date.now();

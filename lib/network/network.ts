@@ -5,7 +5,8 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { InvalidOptionsError } from '../errors.js';
 import { native } from '../native.js';
@@ -33,6 +34,11 @@ const SYSTEM_ROOT = '/var/lib/berth';
 
 /** Serializes network creation and bridge changes across every state root of this host. */
 const HOST_LOCK = '/run/berth/network.lock';
+
+function hostLocked<T>(fn: () => Promise<T>): Promise<T> {
+  mkdirSync(dirname(HOST_LOCK), { recursive: true, mode: 0o700 });
+  return withFileLock(HOST_LOCK, fn);
+}
 
 /** Where subnets are picked from when none is given: Docker's default address pools. */
 function* subnetPool(): Generator<Cidr> {
@@ -125,7 +131,7 @@ export class Network {
     if (!parsed.success) throw toInvalidOptions('network options', parsed.error);
     const o = parsed.data;
     const requested = checkAddressing(o.subnet, o.gateway);
-    const store = storeFor(o.root);
+    const store = storeFor(o.root).init();
     const record = await createNetwork(store, {
       name: o.name,
       ...(requested ? { subnet: requested.subnet, gateway: requested.gateway } : {}),
@@ -163,7 +169,7 @@ export class Network {
    * (`NetworkInUseError`); leases of containers that are gone are reclaimed first.
    */
   async remove(): Promise<void> {
-    await withFileLock(HOST_LOCK, () =>
+    await hostLocked(() =>
       this.#store.locked(async () => {
         const r = this.#store.read(this.id);
         if (!r) return;
@@ -215,7 +221,7 @@ interface NewNetwork {
 
 /** Picks or checks the subnet, builds bridge and rules, records the network; all or nothing. */
 async function createNetwork(store: NetworkStore, n: NewNetwork): Promise<NetworkRecord> {
-  return withFileLock(HOST_LOCK, () =>
+  return hostLocked(() =>
     store.locked(async () => {
       if (store.find(n.name)?.name === n.name) throw new NetworkExistsError(n.name);
       // This root's networks first: a clash with one of them is reported by its name.
@@ -296,7 +302,7 @@ async function teardown(r: NetworkRecord): Promise<void> {
  */
 export async function ensureBridge(r: NetworkRecord): Promise<void> {
   if (linkExists(r.bridge)) return;
-  await withFileLock(HOST_LOCK, async () => {
+  await hostLocked(async () => {
     if (!linkExists(r.bridge)) await buildBridge(r);
   });
 }

@@ -131,7 +131,10 @@ async function udpProxy(hostIp: string, port: number, targetIp: string, targetPo
     if (f) f.timer.refresh();
   };
   await new Promise<void>((resolve, reject) => {
-    front.once('error', (e) => reject(bindError(e as NodeJS.ErrnoException, hostIp, port, 'udp')));
+    front.once('error', (e) => {
+      front.close();
+      reject(bindError(e as NodeJS.ErrnoException, hostIp, port, 'udp'));
+    });
     front.bind({ address: hostIp, port, exclusive: true }, () => resolve());
   });
   front.unref();

@@ -55,15 +55,23 @@ export class NetworkStore {
 
   constructor(root: string) {
     this.root = root;
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
   get dir(): string {
     return join(this.root, 'networks');
   }
 
+  /** Creates the state root's network directory (for a root that does not exist yet). */
+  init(): this {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    return this;
+  }
+
   /** Runs `fn` holding the root's network lock (records, leases and hosts files change only under it). */
   locked<T>(fn: () => Promise<T> | T): Promise<T> {
+    // The state root itself must exist: work left for a root that was deleted meanwhile must not recreate it.
+    if (!existsSync(this.root)) return Promise.reject(new Error(`state root ${this.root} does not exist`));
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     return withFileLock(join(this.dir, '.lock'), fn);
   }
 
