@@ -22,6 +22,7 @@
 
 #include "clone.h"
 #include "layer.h"
+#include "netlink.h"
 #include "codec.h"
 #include "plan.h"
 #include "rawsys.h"
@@ -743,6 +744,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Poller", Poller::Init(env));
   exports.Set("Hasher", HasherClass(env));
   exports.Set("Inflater", InflaterClass(env));
+  NetlinkExports(env, exports);
   return exports;
 }
 

@@ -55,3 +55,22 @@ export { parseReference, InvalidReferenceError, type ImageReference } from './im
 export { RegistryError, type RegistryOptions } from './image/registry.js';
 export { RegistryAuthError } from './image/auth-errors.js';
 export { DigestMismatchError, SizeMismatchError } from './image/errors.js';
+export {
+  Network,
+  DEFAULT_NETWORK,
+  type NetworkCreateOptions,
+  type NetworkInfo,
+} from './network/network.js';
+export type { PortOption } from './network/options.js';
+export type { PortBinding } from './network/ports.js';
+export type { ContainerNetworkRecord } from './network/container-network.js';
+export type { EndpointRecord } from './network/endpoint.js';
+export {
+  AddressExhaustedError,
+  NetworkExistsError,
+  NetworkInUseError,
+  NetworkNotFoundError,
+  NetworkSetupError,
+  PortBindError,
+  SubnetConflictError,
+} from './network/errors.js';

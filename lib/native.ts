@@ -177,6 +177,26 @@ export interface NativeInflater {
   readonly engine: string;
 }
 
+/**
+ * One rtnetlink operation (addon/netlink.cc). Every name, address and MTU is decided by lib/network/; the addon
+ * only encodes it. Addresses are dotted IPv4 strings, MACs `aa:bb:cc:dd:ee:ff`.
+ */
+export type NetlinkOp =
+  | { op: 'bridge'; name: string; mtu?: number; up?: boolean; mac?: string }
+  | { op: 'veth'; name: string; peer: string; peerNsFd?: number; master?: string; mtu?: number; up?: boolean; mac?: string; peerMac?: string }
+  | { op: 'link'; name: string; up?: boolean; mtu?: number; master?: string; mac?: string }
+  | { op: 'delLink'; name: string; ignoreMissing?: boolean }
+  | { op: 'addr'; name: string; address: string; prefix: number; broadcast?: string }
+  | { op: 'route'; name?: string; dst?: string; prefix: number; gateway?: string };
+
+/** How a netlink batch failed: `index` is the op, `syscall` its description, `detail` the kernel's explanation. */
+export interface NetlinkFailure extends Error {
+  errno?: number;
+  syscall?: string;
+  index?: number;
+  detail?: string;
+}
+
 interface Poller {
   close(): void;
   ref(): void;
@@ -201,6 +221,9 @@ interface Binding {
   usernsFd(uidMap: string, gidMap: string): number;
   idmapTree(path: string, usernsFd: number, recursive: boolean): number;
   overlayTree(lowers: (number | string)[], upper: string, work: string): number;
+  netlinkRun(fd: number, ops: NetlinkOp[]): Promise<void>;
+  netnsCreate(): Promise<[number, number]>;
+  netnsSocket(nsFd: number): Promise<number>;
   Poller: new (fd: number, callback: (status: number) => void) => Poller;
   Hasher: new (algorithm: string) => NativeHasher;
   Inflater: (new (algorithm: string, engine: string) => NativeInflater) & { isalAvailable: boolean };
@@ -292,6 +315,16 @@ export const native = {
   idmapTree: (path: string, usernsFd: number, recursive: boolean): number => load().idmapTree(path, usernsFd, recursive),
   /** A detached overlay mount of `lowers` (mount fds or paths, top-most first) with its upper and work dirs. */
   overlayTree: (lowers: (number | string)[], upper: string, work: string): number => load().overlayTree(lowers, upper, work),
+  /**
+   * Runs rtnetlink ops in order on the thread pool, on socket `fd` (from {@link native.netnsCreate} or
+   * {@link native.netnsSocket}), or on a fresh socket in this process's namespace when `fd` is -1. Rejects with a
+   * {@link NetlinkFailure} naming the failed op; the ops before it stay done.
+   */
+  netlinkRun: (fd: number, ops: NetlinkOp[]): Promise<void> => load().netlinkRun(fd, ops),
+  /** A new network namespace (made on a short-lived thread of its own): `[namespace fd, netlink socket in it]`. */
+  netnsCreate: (): Promise<[number, number]> => load().netnsCreate(),
+  /** A netlink socket inside the network namespace `nsFd` (opened from a short-lived thread that entered it). */
+  netnsSocket: (nsFd: number): Promise<number> => load().netnsSocket(nsFd),
   /** Calls `callback` once, on the event loop, when `fd` becomes readable (a pidfd: the process exited). */
   onReadable: (fd: number, callback: (status: number) => void): Poller => new (load().Poller)(fd, callback),
 };

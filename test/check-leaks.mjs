@@ -1,5 +1,6 @@
 // Runs after the test suite (npm test): fails if the suite left anything of berth's on the host.
 // A separate step, because vitest does not turn an error in global teardown into a failing exit status.
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -36,6 +37,23 @@ for (const name of readdirSync(tmpdir())) {
   } catch {
     // removed meanwhile
   }
+}
+
+// network interfaces: bridges (berth-*) and container veths (bveth*) berth made; berth0 belongs to the system root
+let links = [];
+try {
+  links = readdirSync('/sys/class/net');
+} catch {
+  // no sysfs
+}
+for (const name of links) if (/^(berth-|bveth)/.test(name)) problems.push(`network interface ${name}`);
+
+// nftables tables of berth's networks (ip berth_<id>)
+try {
+  const tables = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' });
+  for (const m of tables.matchAll(/^table ip (berth_[0-9a-f]+)$/gm)) problems.push(`nftables table ${m[1]}`);
+} catch {
+  // nft not installed: berth makes no tables then
 }
 
 if (problems.length) {

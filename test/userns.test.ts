@@ -358,6 +358,7 @@ describe('user namespaces: bad maps and options', () => {
     ['too many ranges', map(Array.from({ length: 341 }, (_, i) => ({ containerID: i, hostID: HOST + i, size: 1 }))), /at most 340 ranges/],
     ['an unknown mode', 'host', /userns/],
     ['host namespaces', { userns: 'auto', namespaces: { network: 'host' } }, /namespaces: with userns every namespace must be private/],
+    ['a bridge network (not wired into user namespaces yet)', { userns: 'auto', network: 'bridge' }, /userns cannot be combined with a network yet/],
     ['an unmapped user', { userns: { uidMap: [{ containerID: 0, hostID: HOST, size: 1000 }], gidMap: MAPS.gidMap }, user: '5000' }, /uid 5000 is not mapped/],
   ];
   for (const [what, value, message] of cases) {

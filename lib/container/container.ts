@@ -35,6 +35,9 @@ import type { IdMapping } from './userns/idmap.js';
 import { specUserns } from './userns/plan.js';
 import { reserveUserns, type UsernsRecord } from './userns/pool.js';
 import { prepareUsernsRootfs, type UsernsRootfs } from './userns/rootfs.js';
+import {
+  networkNamespace, prepareContainerNetwork, releaseContainerNetwork, type ContainerNetworking, type ContainerNetworkRecord,
+} from '../network/container-network.js';
 
 /** How a container's process ended. */
 export interface ExitInfo {
@@ -75,6 +78,8 @@ export interface ContainerInfo {
   cgroup: string;
   /** The user namespace's maps (`auto`: allocated from the pool), or `null` without one. */
   userns: { uidMap: IdMapping[]; gidMap: IdMapping[]; auto: boolean } | null;
+  /** Network mode, address on its network and published ports; null when created without the `network` option. */
+  network: ContainerNetworkRecord | null;
   /** The OCI runtime spec the container runs with. */
   spec: OciSpec;
 }
@@ -252,6 +257,8 @@ export class Container implements AsyncDisposable {
   #cgroup: Cgroup | undefined;
   #owned: Owned | undefined;
   #removed = false;
+  #networking: ContainerNetworking | undefined;
+  #networkReleased: Promise<void> | undefined;
 
   private constructor(
     engine: Engine,
@@ -358,6 +365,12 @@ export class Container implements AsyncDisposable {
     const id = newContainerId();
     const name = o.name ?? `berth-${id.slice(0, 12)}`;
     const owner = selfIdentity();
+    const netns = networkNamespace(o, (x) => {
+      const cid = engine.root.resolve(x);
+      const st = cid ? engine.root.readState(cid) : undefined;
+      return st && { id: st.id, name: st.name, ...(st.process ? { process: st.process } : {}), status: reconcile(st).status };
+    });
+    if (o.network !== undefined) o = { ...o, namespaces: { ...o.namespaces, network: netns.namespace } };
     let image: ImageRootfs | undefined;
     if (o.image !== undefined) {
       image = await prepareImage(o, engine.root.path, signal);
@@ -429,7 +442,21 @@ export class Container implements AsyncDisposable {
       const nsFds: { type: string; fd: number }[] = [];
       let spawned;
       let plan: NativePlan;
+      let networking: ContainerNetworking | undefined;
       try {
+        networking = await prepareContainerNetwork({
+          root: engine.root.path, containerId: id, containerName: name, hostname: spec.hostname, owner, options: o, joined: netns.joined,
+        });
+        if (networking) {
+          const net = networking;
+          undo.push(async () => {
+            await net.closePorts();
+            await releaseContainerNetwork(engine.root.path, id, net.record);
+          });
+          if (net.nsFd !== undefined) nsFds.push({ type: 'network', fd: net.nsFd });
+          spec.mounts = [...(spec.mounts ?? []), ...net.mounts];
+          state.network = net.record;
+        }
         for (const n of namespacePaths(spec)) nsFds.push({ type: n.type, fd: openSync(n.path, fsConstants.O_RDONLY) });
         plan = planFromSpec(spec, {
           cgroupVersion: engine.cgroups.version,
@@ -466,6 +493,7 @@ export class Container implements AsyncDisposable {
         poller: undefined,
       };
       const container = new Container(engine, state, cgroup, owned, stdio);
+      container.#networking = networking;
       owned.exit = container.#watchExit();
 
       if (waitForStart) {
@@ -690,6 +718,7 @@ export class Container implements AsyncDisposable {
       safeClose(this.#owned.startFd);
       this.#owned.statusFd = this.#owned.startFd = undefined;
     }
+    await this.#releaseNetwork();
     await this.#cgroup?.destroy();
     this.#engine.root.removeContainerDir(this.id);
     this.#engine.root.releaseName(this.name, this.id);
@@ -747,6 +776,8 @@ export class Container implements AsyncDisposable {
           oomKilled,
         });
         this.#persist();
+        // Ports close and the address is freed when the container stops (as Docker); remove() awaits it.
+        void this.#releaseNetwork();
         resolve(exit);
       });
       // Watching alone does not keep Node alive: only wait() does. A process that exits without waiting takes
@@ -754,6 +785,19 @@ export class Container implements AsyncDisposable {
       poller.unref();
       owned.poller = poller;
     });
+  }
+
+  /**
+   * Closes published ports (once; the exit and remove() both ask) and starts freeing the network address. Deleting
+   * a veth takes the kernel ~15 ms, so that part finishes in the background (it keeps the process alive until
+   * done); the address is only handed out again once its veth is gone.
+   */
+  #releaseNetwork(): Promise<void> {
+    this.#networkReleased ??= (async () => {
+      await this.#networking?.closePorts();
+      void releaseContainerNetwork(this.#engine.root.path, this.id, this.#state.network).catch(() => undefined);
+    })();
+    return this.#networkReleased;
   }
 
   /** Setup failed or was aborted: kill the init, reap it, drop everything. */
@@ -842,6 +886,7 @@ function infoFromState(s: ContainerState): ContainerInfo {
     volumes: s.image?.volumes ?? [],
     cgroup: s.cgroup,
     userns: s.userns ? { uidMap: s.userns.uidMap, gidMap: s.userns.gidMap, auto: s.userns.auto } : null,
+    network: s.network ?? null,
     spec,
   };
 }

@@ -9,6 +9,7 @@ import { native } from '../native.js';
 import { CgroupV1Driver, detectCgroupDriver, type CgroupDriver, type V1Hierarchy } from './cgroup/index.js';
 import { isAlive, StateRoot, type ContainerState } from './state.js';
 import { defaultRoot } from './state.js';
+import { releaseContainerNetwork } from '../network/container-network.js';
 
 /** Everything a container operation needs about its state root. */
 export interface Engine {
@@ -83,6 +84,7 @@ export async function cleanupDeadOwners(engine: Engine): Promise<number> {
       // A detached container outlives its owner; only mark it exited once its process is gone.
       if (state.status !== 'exited' && state.status !== 'created' && !isAlive(state.process)) {
         engine.root.writeState({ ...state, status: 'exited', finishedAt: state.finishedAt ?? new Date().toISOString() });
+        await releaseContainerNetwork(engine.root.path, state.id, state.network).catch(() => undefined);
       }
       if (state.status !== 'created' || isAlive(state.process)) continue;
     }
@@ -106,6 +108,7 @@ export async function removeLeftovers(engine: Engine, state: ContainerState): Pr
       // exited meanwhile
     }
   }
+  await releaseContainerNetwork(engine.root.path, state.id, state.network).catch(() => undefined);
   const cgroup = engine.cgroups.open(state.cgroup);
   if (cgroup) await cgroup.destroy();
   const won = engine.root.removeContainerDir(state.id);

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { InvalidOptionsError } from '../errors.js';
 import { normalizeCapability } from './capabilities.js';
 import { usernsOptionSchema, type UsernsOption } from './userns/idmap.js';
+import { containerNetworkFields, type PortOption } from '../network/options.js';
 
 const absolutePath = z
   .string()
@@ -217,11 +218,18 @@ export const containerOptionsSchema = z
     readonlyPaths: z.array(absolutePath).optional(),
     /** A user namespace: explicit uid/gid maps, or 'auto' for a private range. */
     userns: usernsOptionSchema.optional(),
+    ...containerNetworkFields,
   })
   .refine((o) => !(o.privileged && o.userns !== undefined), {
     // Docker refuses this too: host devices and capabilities over the host mean nothing to a remapped root.
     message: 'privileged cannot be combined with userns: a privileged container runs in the host\'s user namespace',
     path: ['privileged'],
+  })
+  .refine((o) => !(o.userns !== undefined && o.network !== undefined && o.network !== 'none'), {
+    // The network namespace is prepared by the engine (owned by the host's user namespace), which a container in
+    // its own user namespace cannot join: wiring it after the clone is still to be done.
+    message: 'userns cannot be combined with a network yet (only network "none"): connect such containers in a later version',
+    path: ['network'],
   })
   .refine((o) => (o.rootfs === undefined) !== (o.image === undefined), {
     message: 'give exactly one of rootfs (a directory) and image (a reference)',
@@ -412,6 +420,21 @@ export interface ContainerOptions {
    * and whatever the container writes lands in its own upper directory with the mapped ids. See docs/security.md.
    */
   userns?: UsernsOption;
+  /**
+   * Docker's `--network`: `'bridge'` (the default network), a user network's name, `'none'`, `'host'`, or
+   * `'container:<id or name>'` (share a running container's). With it, /etc/hosts, /etc/hostname and
+   * /etc/resolv.conf are written per container and bind-mounted. Absent: `namespaces.network` decides (a
+   * private namespace with loopback only, by default). See docs/network.md.
+   */
+  network?: string;
+  /** Extra names the container answers to on a user network (Docker's `--network-alias`). */
+  networkAliases?: string[];
+  /** Ports to publish on the host (Docker's `-p`); bridge networks only. */
+  ports?: PortOption[];
+  /** Nameservers for the container's resolv.conf instead of the host's (Docker's `--dns`). */
+  dns?: string[];
+  /** Search domains for the container's resolv.conf (Docker's `--dns-search`). */
+  dnsSearch?: string[];
 }
 
 /** Options after validation (sizes are numbers). */

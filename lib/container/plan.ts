@@ -238,8 +238,10 @@ export function execCandidates(program: string, env: readonly string[]): string[
 export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
   const ns = new Map((spec.linux?.namespaces ?? []).map((n) => [n.type, n]));
   let cloneFlags = 0n;
+  // A namespace may also come as an fd prepared by the caller (a network namespace already wired): joined, not cloned.
+  const prepared = (type: string) => ctx.namespaceFds.some((n) => n.type === type);
   for (const [type, entry] of ns) {
-    if (entry.path || type === 'cgroup') continue; // joined with setns / unshared after joining the cgroup
+    if (entry.path || type === 'cgroup' || prepared(type)) continue; // joined with setns / unshared after joining the cgroup
     cloneFlags |= CLONE_FLAGS[type];
   }
   const env = spec.process.env ?? [];
@@ -249,7 +251,7 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
     cloneFlags,
     unshareCgroup: ns.has('cgroup') && !ns.get('cgroup')!.path,
     setnsFds: ctx.namespaceFds.filter((n) => n.type !== 'pid').map((n) => n.fd),
-    loopbackUp: ns.has('network') && !ns.get('network')!.path,
+    loopbackUp: ns.has('network') && !ns.get('network')!.path && !prepared('network'),
     stdioFds: ctx.stdioFds,
     cwd: spec.process.cwd,
     uid: spec.process.user.uid,

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { BerthError, NameConflictError } from '../errors.js';
 import { native } from '../native.js';
 import type { IdMapping } from './userns/idmap.js';
+import type { ContainerNetworkRecord } from '../network/container-network.js';
 
 /** The default state root for root: `/var/lib/berth`; `BERTH_ROOT` overrides it. */
 export function defaultRoot(): string {
@@ -56,6 +57,8 @@ export interface ContainerState {
   image?: { reference: string; digest: string; chainIds: string[]; exposedPorts: string[]; volumes: string[] };
   /** The user namespace's maps, when it has one (the range is also recorded in `userns.json` from creation on). */
   userns?: { uidMap: IdMapping[]; gidMap: IdMapping[]; auto: boolean };
+  /** Networking: mode, endpoint, published ports (lib/network/container-network.ts). */
+  network?: ContainerNetworkRecord;
   /** The OCI runtime spec the container was created from. */
   spec: unknown;
 }

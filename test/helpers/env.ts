@@ -1,5 +1,5 @@
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { Container } from '../../lib/index.js';
+import { Container, Network } from '../../lib/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -23,6 +23,10 @@ export function tempRoot(label: string): { root: string; rootfs: string; cleanup
     if (existsSync(root)) {
       for (const info of await Container.list({ root, all: true })) {
         await (await Container.get(info.id, { root })).remove({ force: true }).catch(() => undefined);
+      }
+      // Networks live on the host (bridges, nftables tables): remove them with the root.
+      for (const n of await Network.list({ root })) {
+        await (await Network.get(n.id, { root })).remove().catch(() => undefined);
       }
     }
     rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,354 @@
+/**
+ * The `Network` API: user-defined bridge networks and the default `bridge` network. A network is a Linux bridge
+ * with the gateway address, an nftables table for NAT and isolation, and its records (and address leases) in the
+ * state root, shared by every process using that root.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { InvalidOptionsError } from '../errors.js';
+import { native } from '../native.js';
+import { defaultRoot } from '../container/state.js';
+import { toInvalidOptions } from '../container/options.js';
+import { formatCidr, formatIPv4, lastAddress, overlaps, parseCidr, parseIPv4, type Cidr } from './cidr.js';
+import { NetworkExistsError, NetworkInUseError, NetworkNotFoundError, NetworkSetupError, SubnetConflictError } from './errors.js';
+import { hostBlocks, ipForwarding, linkExists } from './host.js';
+import { withFileLock } from './lock.js';
+import { installRules, natTableName, nftPath, removeRules } from './nat.js';
+import { NetworkStore, type NetworkRecord } from './store.js';
+import { reclaimStaleLeases } from './endpoint.js';
+
+/** The default network's name, as Docker's. */
+export const DEFAULT_NETWORK = 'bridge';
+
+/** The default network's bridge in the default state root (Docker's is docker0). */
+export const DEFAULT_BRIDGE = 'berth0';
+
+/** Default MTU of bridges and veths (Docker's). */
+export const DEFAULT_MTU = 1500;
+
+/** The state root of root's berth: its default network gets the bridge `berth0`; other roots get `berth-<id>`. */
+const SYSTEM_ROOT = '/var/lib/berth';
+
+/** Serializes network creation and bridge changes across every state root of this host. */
+const HOST_LOCK = '/run/berth/network.lock';
+
+function hostLocked<T>(fn: () => Promise<T>): Promise<T> {
+  mkdirSync(dirname(HOST_LOCK), { recursive: true, mode: 0o700 });
+  return withFileLock(HOST_LOCK, fn);
+}
+
+/** Where subnets are picked from when none is given: Docker's default address pools. */
+function* subnetPool(): Generator<Cidr> {
+  for (let b = 17; b <= 31; b++) yield { network: parseIPv4(`172.${b}.0.0`)!, prefix: 16 };
+  for (let c = 0; c < 256; c += 16) yield { network: parseIPv4(`192.168.${c}.0`)!, prefix: 20 };
+}
+
+const networkName = z
+  .string()
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must match [a-zA-Z0-9][a-zA-Z0-9_.-]*')
+  .max(64)
+  .refine((n) => !['host', 'none', 'default'].includes(n) && !n.startsWith('container:'), 'is reserved (host, none, default)');
+
+/** Options of {@link Network.create}. */
+export const networkOptionsSchema = z.strictObject({
+  /** Unique name in the state root. */
+  name: networkName,
+  /** IPv4 block, e.g. `172.20.0.0/16` (default: the first free block of Docker's pools). */
+  subnet: z.string().optional(),
+  /** The bridge's address (default: the first address of the subnet). */
+  gateway: z.string().optional(),
+  /** No outbound access and no route out (Docker's `--internal`). */
+  internal: z.boolean().optional(),
+  /** MTU of the bridge and of containers' interfaces (default 1500). */
+  mtu: z.number().int().min(68).max(65535).optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  /** State root (default: `BERTH_ROOT` or /var/lib/berth). */
+  root: z.string().optional(),
+});
+
+/** Options of {@link Network.create}. */
+export interface NetworkCreateOptions {
+  /** Unique name in the state root: letters, digits, `_.-`. */
+  name: string;
+  /** IPv4 block such as `172.20.0.0/16`. Default: the first block of Docker's pools free on this host. */
+  subnet?: string;
+  /** The bridge's (gateway) address inside the subnet. Default: its first address. */
+  gateway?: string;
+  /** Isolated from everything outside the network: no NAT, no default route, no forwarding (Docker's `--internal`). */
+  internal?: boolean;
+  /** MTU of the bridge and the containers' interfaces (default 1500). */
+  mtu?: number;
+  labels?: Record<string, string>;
+  /** State root (default: `BERTH_ROOT` or /var/lib/berth). */
+  root?: string;
+}
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const optionsMatch: Same<z.input<typeof networkOptionsSchema>, NetworkCreateOptions> = true;
+void optionsMatch;
+
+/** What `inspect()` and `list()` report about a network. */
+export interface NetworkInfo {
+  id: string;
+  name: string;
+  driver: 'bridge';
+  subnet: string;
+  gateway: string;
+  /** The host's bridge interface. */
+  bridge: string;
+  internal: boolean;
+  mtu: number;
+  labels: Record<string, string>;
+  createdAt: string;
+  /** Containers attached, with their addresses. */
+  containers: { id: string; name: string; ipv4Address: string; macAddress: string }[];
+  /** Things that keep the network from working fully on this host (e.g. IPv4 forwarding off). */
+  warnings: string[];
+}
+
+/** A bridge network. */
+export class Network {
+  readonly id: string;
+  readonly name: string;
+  #store: NetworkStore;
+
+  private constructor(store: NetworkStore, record: NetworkRecord) {
+    this.#store = store;
+    this.id = record.id;
+    this.name = record.name;
+  }
+
+  /**
+   * Creates a bridge network (like `docker network create`). Throws `InvalidOptionsError` for a bad name, CIDR or
+   * gateway, `NetworkExistsError` for a taken name, `SubnetConflictError` when the subnet overlaps another
+   * network or a route of the host. Nothing is left behind when it fails.
+   */
+  static async create(options: NetworkCreateOptions): Promise<Network> {
+    const parsed = networkOptionsSchema.safeParse(options);
+    if (!parsed.success) throw toInvalidOptions('network options', parsed.error);
+    const o = parsed.data;
+    const requested = checkAddressing(o.subnet, o.gateway);
+    const store = storeFor(o.root).init();
+    const record = await createNetwork(store, {
+      name: o.name,
+      ...(requested ? { subnet: requested.subnet, gateway: requested.gateway } : {}),
+      internal: o.internal ?? false,
+      mtu: o.mtu ?? DEFAULT_MTU,
+      labels: o.labels ?? {},
+      isDefault: false,
+    });
+    return new Network(store, record);
+  }
+
+  /** The network of this name or id (the default `bridge` network is created on first use). */
+  static async get(nameOrId: string, options: { root?: string } = {}): Promise<Network> {
+    const store = storeFor(options.root);
+    const record = nameOrId === DEFAULT_NETWORK ? await defaultNetwork(store) : store.find(nameOrId);
+    if (!record) throw new NetworkNotFoundError(nameOrId);
+    return new Network(store, record);
+  }
+
+  /** Every network of the state root (`docker network ls`). */
+  static async list(options: { root?: string } = {}): Promise<NetworkInfo[]> {
+    const store = storeFor(options.root);
+    return store.list().map((r) => infoOf(store, r)).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** The network's record and the containers attached. */
+  async inspect(): Promise<NetworkInfo> {
+    const r = this.#store.read(this.id);
+    if (!r) throw new NetworkNotFoundError(this.name);
+    return infoOf(this.#store, r);
+  }
+
+  /**
+   * Removes the network: its rules, its bridge and its records. Refused while containers are attached
+   * (`NetworkInUseError`); leases of containers that are gone are reclaimed first.
+   */
+  async remove(): Promise<void> {
+    await hostLocked(() =>
+      this.#store.locked(async () => {
+        const r = this.#store.read(this.id);
+        if (!r) return;
+        await reclaimStaleLeases(this.#store, r);
+        const held = this.#store.leases(r.id);
+        if (held.length) throw new NetworkInUseError(r.name, held.map((l) => l.containerName));
+        await teardown(r);
+        this.#store.remove(r.id);
+      }),
+    );
+  }
+}
+
+function storeFor(root: string | undefined): NetworkStore {
+  return new NetworkStore(resolve(root ?? defaultRoot()));
+}
+
+/** Validates a requested subnet and gateway; undefined when no subnet was given. */
+function checkAddressing(subnet: string | undefined, gateway: string | undefined): { subnet: Cidr; gateway: number } | undefined {
+  if (subnet === undefined) {
+    if (gateway !== undefined) throw new InvalidOptionsError('network options', [{ path: 'gateway', message: 'a gateway needs a subnet' }]);
+    return undefined;
+  }
+  const c = parseCidr(subnet);
+  if (typeof c === 'string') throw new InvalidOptionsError('network options', [{ path: 'subnet', message: c }]);
+  if (c.prefix > 30) throw new InvalidOptionsError('network options', [{ path: 'subnet', message: `/${c.prefix} is too small: use at most /30 (a gateway and one container)` }]);
+  if (c.prefix < 8) throw new InvalidOptionsError('network options', [{ path: 'subnet', message: `/${c.prefix} is too large: use at least /8` }]);
+  let gw = c.network + 1;
+  if (gateway !== undefined) {
+    const g = parseIPv4(gateway);
+    if (g === undefined) throw new InvalidOptionsError('network options', [{ path: 'gateway', message: `"${gateway}" is not an IPv4 address` }]);
+    if (!(g > c.network && g < lastAddress(c))) {
+      throw new InvalidOptionsError('network options', [{ path: 'gateway', message: `${gateway} is not a usable address of ${subnet}` }]);
+    }
+    gw = g;
+  }
+  return { subnet: c, gateway: gw };
+}
+
+interface NewNetwork {
+  name: string;
+  subnet?: Cidr;
+  gateway?: number;
+  internal: boolean;
+  mtu: number;
+  labels: Record<string, string>;
+  isDefault: boolean;
+}
+
+/** Picks or checks the subnet, builds bridge and rules, records the network; all or nothing. */
+async function createNetwork(store: NetworkStore, n: NewNetwork): Promise<NetworkRecord> {
+  return hostLocked(() =>
+    store.locked(async () => {
+      if (store.find(n.name)?.name === n.name) throw new NetworkExistsError(n.name);
+      // This root's networks first: a clash with one of them is reported by its name.
+      const taken = [
+        ...store.list().map((r) => ({ ...(parseCidr(r.subnet) as Cidr), source: `network ${r.name}` })),
+        ...hostBlocks(),
+      ];
+      let subnet = n.subnet;
+      if (subnet) {
+        const clash = taken.find((t) => overlaps(t, subnet!));
+        if (clash) {
+          throw new SubnetConflictError(`subnet ${formatCidr(subnet)} overlaps ${formatCidr(clash)} (${clash.source}): choose another subnet`);
+        }
+      } else {
+        for (const candidate of subnetPool()) {
+          if (!taken.some((t) => overlaps(t, candidate))) {
+            subnet = candidate;
+            break;
+          }
+        }
+        if (!subnet) throw new SubnetConflictError('every subnet of the default pools is in use on this host: give a subnet');
+      }
+      const id = randomBytes(32).toString('hex');
+      const inDefaultRoot = store.root === SYSTEM_ROOT;
+      const bridge = n.isDefault && inDefaultRoot && !linkExists(DEFAULT_BRIDGE) ? DEFAULT_BRIDGE : `berth-${id.slice(0, 9)}`;
+      const record: NetworkRecord = {
+        id,
+        name: n.name,
+        driver: 'bridge',
+        subnet: formatCidr(subnet),
+        gateway: formatIPv4(n.gateway ?? subnet.network + 1),
+        bridge,
+        internal: n.internal,
+        mtu: n.mtu,
+        natTable: nftPath() ? natTableName(id) : null,
+        isDefault: n.isDefault,
+        labels: n.labels,
+        createdAt: new Date().toISOString(),
+      };
+      await buildBridge(record);
+      try {
+        store.write(record);
+      } catch (e) {
+        await teardown(record).catch(() => undefined);
+        throw e;
+      }
+      return record;
+    }),
+  );
+}
+
+/** Creates the bridge with its gateway address, then the nftables rules; undoes both on failure. */
+async function buildBridge(r: NetworkRecord): Promise<void> {
+  const c = parseCidr(r.subnet) as Cidr;
+  try {
+    await native.netlinkRun(-1, [
+      { op: 'bridge', name: r.bridge, mtu: r.mtu, up: true },
+      { op: 'addr', name: r.bridge, address: r.gateway, prefix: c.prefix, broadcast: formatIPv4(lastAddress(c)) },
+    ]);
+    if (r.natTable) await installRules(r, r.natTable);
+  } catch (e) {
+    await native.netlinkRun(-1, [{ op: 'delLink', name: r.bridge, ignoreMissing: true }]).catch(() => undefined);
+    if (r.natTable) await removeRules(r.natTable).catch(() => undefined);
+    if (e instanceof NetworkSetupError) throw e;
+    throw new NetworkSetupError(`cannot create the bridge ${r.bridge} of network ${r.name}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Removes the network's rules and bridge (each only if present). */
+async function teardown(r: NetworkRecord): Promise<void> {
+  if (r.natTable) await removeRules(r.natTable);
+  await native.netlinkRun(-1, [{ op: 'delLink', name: r.bridge, ignoreMissing: true }]);
+}
+
+/**
+ * The network's bridge exists and is configured: after a reboot (records survive, interfaces do not) it is built
+ * again from the record.
+ */
+export async function ensureBridge(r: NetworkRecord): Promise<void> {
+  if (linkExists(r.bridge)) return;
+  await hostLocked(async () => {
+    if (!linkExists(r.bridge)) await buildBridge(r);
+  });
+}
+
+/** The default `bridge` network of a state root, created on first use. */
+export async function defaultNetwork(store: NetworkStore): Promise<NetworkRecord> {
+  const existing = store.list().find((r) => r.isDefault);
+  if (existing) return existing;
+  try {
+    return await createNetwork(store, { name: DEFAULT_NETWORK, internal: false, mtu: DEFAULT_MTU, labels: {}, isDefault: true });
+  } catch (e) {
+    // Another process created it meanwhile.
+    const again = store.list().find((r) => r.isDefault);
+    if (again && e instanceof NetworkExistsError) return again;
+    throw e;
+  }
+}
+
+/** The network a container asks for by name (`bridge` → the default network). */
+export async function networkForContainer(store: NetworkStore, name: string): Promise<NetworkRecord> {
+  const r = name === DEFAULT_NETWORK ? await defaultNetwork(store) : store.find(name);
+  if (!r) throw new NetworkNotFoundError(name);
+  return r;
+}
+
+function infoOf(store: NetworkStore, r: NetworkRecord): NetworkInfo {
+  const warnings: string[] = [];
+  if (!r.internal && !ipForwarding()) {
+    warnings.push('IPv4 forwarding is disabled on this host (net.ipv4.ip_forward=0): containers reach the host and each other, but not beyond; Docker enables it, berth leaves the host setting alone');
+  }
+  if (!r.natTable && !r.internal) warnings.push('nftables is not installed: no outbound NAT for this network');
+  return {
+    id: r.id,
+    name: r.name,
+    driver: r.driver,
+    subnet: r.subnet,
+    gateway: r.gateway,
+    bridge: r.bridge,
+    internal: r.internal,
+    mtu: r.mtu,
+    labels: { ...r.labels },
+    createdAt: r.createdAt,
+    containers: store
+      .leases(r.id)
+      .filter((l) => store.leaseHeld(l))
+      .map((l) => ({ id: l.containerId, name: l.containerName, ipv4Address: `${l.ip}/${(parseCidr(r.subnet) as Cidr).prefix}`, macAddress: l.mac })),
+    warnings,
+  };
+}
