@@ -6,7 +6,8 @@
   "targets": [
     {
       "target_name": "berth",
-      "sources": ["addon/binding.cc", "addon/clone.cc", "addon/plan_codec.cc", "addon/layer.cc"],
+      "sources": ["addon/binding.cc", "addon/clone.cc", "addon/plan_codec.cc", "addon/layer.cc", "addon/seccomp.cc"],
+      "libraries": ["-lseccomp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "ldflags": ["-Wl,-z,now"]

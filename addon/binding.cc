@@ -22,6 +22,7 @@
 #include "layer.h"
 #include "plan.h"
 #include "rawsys.h"
+#include "seccomp.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -689,6 +690,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stepNames", Napi::Function::New(env, StepNames));
   exports.Set("layerOpenRoot", Napi::Function::New(env, LayerOpenRoot));
   exports.Set("layerApply", Napi::Function::New(env, LayerApply));
+  exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
+  exports.Set("seccompInfo", Napi::Function::New(env, SeccompInfo));
   exports.Set("Poller", Poller::Init(env));
   return exports;
 }

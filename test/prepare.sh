@@ -4,15 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Node dependencies (and the native addon, built by their install script) on a fresh checkout.
-if [ ! -x node_modules/.bin/vitest ] || [ ! -d node_modules/node-addon-api ]; then
-  echo "test/prepare: installing npm dependencies"
-  npm ci --no-audit --no-fund
-fi
-
+# Debian packages first: the addon links libseccomp, and npm ci below builds it. gcc and libc6-dev also build the
+# static probe the escape tests run inside containers.
 need=()
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
-for pkg in docker-registry skopeo umoci apache2-utils openssl zstd; do
+for pkg in libseccomp-dev gcc libc6-dev docker-registry skopeo umoci apache2-utils openssl zstd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -20,6 +16,12 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Node dependencies (and the native addon, built by their install script) on a fresh checkout.
+if [ ! -x node_modules/.bin/vitest ] || [ ! -d node_modules/node-addon-api ]; then
+  echo "test/prepare: installing npm dependencies"
+  npm ci --no-audit --no-fund
 fi
 
 fixtures=${BERTH_FIXTURES:-/var/tmp/berth-fixtures}
