@@ -29,6 +29,19 @@ export type {
 } from './container/options.js';
 export { parseByteSize } from './container/options.js';
 export { ociSpecSchema, parseOciSpec, type OciSpec } from './container/spec.js';
+export type {
+  OciSeccomp,
+  SeccompAction,
+  SeccompArch,
+  SeccompArg,
+  SeccompFlag,
+  SeccompOperator,
+  SeccompOption,
+  SeccompProfile,
+  SeccompProfileRule,
+  SeccompRuleFilter,
+} from './container/seccomp/profile.js';
+export { DOCKER_DEFAULT_SECCOMP_PROFILE } from './container/seccomp/default-profile.js';
 export type { CgroupStats, LinuxResources } from './container/cgroup/driver.js';
 export {
   DOCKER_DEFAULT_CAPABILITIES,

@@ -12,6 +12,7 @@ import { capabilityMask, lastCapability } from './capabilities.js';
 import { DEFAULT_DEV_SYMLINKS, DEFAULT_PATH } from './defaults.js';
 import { NAMESPACE_TYPES, type OciSpec } from './spec.js';
 import type { V1Hierarchy } from './cgroup/index.js';
+import { compileSeccomp } from './seccomp/compile.js';
 
 /** clone(2) namespace flags. */
 export const CLONE_FLAGS = {
@@ -270,6 +271,11 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
     argv: args,
     env,
   };
+  if (spec.linux?.seccomp) {
+    const filter = compileSeccomp(spec.linux.seccomp);
+    plan.seccomp = filter.program;
+    plan.seccompFlags = filter.flags;
+  }
   const pidns = ctx.namespaceFds.find((n) => n.type === 'pid');
   if (pidns) plan.pidnsFd = pidns.fd;
   if (ctx.cgroupDirFd !== undefined) plan.cgroupDirFd = ctx.cgroupDirFd;

@@ -17,6 +17,8 @@ import {
 import type { LinuxResources } from './cgroup/driver.js';
 import { DOCKER_DEFAULT_DEVICE_RULES } from './cgroup/devices.js';
 import type { ResolvedUser } from './user.js';
+import { ociSeccompSchema } from './seccomp/profile.js';
+import { seccompForOptions } from './seccomp/resolve.js';
 
 const absolutePath = z.string().refine((p) => p.startsWith('/'), 'must be an absolute path');
 const capList = z.array(z.enum(CAPABILITY_NAMES));
@@ -123,6 +125,7 @@ export const ociSpecSchema = z.looseObject({
       readonlyPaths: z.array(absolutePath).optional(),
       rootfsPropagation: z.enum(['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable']).optional(),
       sysctl: z.record(z.string(), z.string()).optional(),
+      seccomp: ociSeccompSchema.optional(),
       uidMappings: z.undefined({ error: 'user namespaces are not supported yet' }).optional(),
       gidMappings: z.undefined({ error: 'user namespaces are not supported yet' }).optional(),
     })
@@ -277,5 +280,7 @@ export function specFromOptions(o: ValidContainerOptions, ctx: SpecContext): Oci
   if (ownUts && o.domainname) spec.domainname = o.domainname;
   spec.linux!.resources = { ...resourcesFromOptions(o.resources), devices: DOCKER_DEFAULT_DEVICE_RULES.map((r) => ({ ...r })) };
   if (o.sysctls) spec.linux!.sysctl = { ...o.sysctls };
+  const seccomp = seccompForOptions(o.seccomp, caps);
+  if (seccomp) spec.linux!.seccomp = seccomp;
   return spec;
 }
