@@ -1,10 +1,12 @@
 // Seccomp: Docker's default profile and its conditions, the compiled filter's answers (interpreted here, without
 // loading it), custom profiles in Docker's and the OCI format, validation, the cache, and containers that run with
 // them. The escape suite (test/escape.test.ts) checks the default filter from inside a container.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Container, DOCKER_DEFAULT_CAPABILITIES, InvalidOptionsError, parseOciSpec, type SeccompProfile } from '../lib/index.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  Container, DOCKER_DEFAULT_CAPABILITIES, DOCKER_DEFAULT_SECCOMP_PROFILE, InvalidOptionsError, parseOciSpec, type SeccompProfile,
+} from '../lib/index.js';
 import { AUDIT_ARCH, SECCOMP_RET, X32_SYSCALL_BIT } from '../lib/container/seccomp/bpf.js';
 import { compileSeccomp, compileUncached, nativeSeccompArch } from '../lib/container/seccomp/compile.js';
 import {
@@ -50,6 +52,11 @@ const defaultFor = (caps: readonly string[]) =>
   profileToOci(defaultSeccompProfile(), { capabilities: caps, arch: nativeSeccompArch(), kernel: [6, 18] });
 
 describe("Docker's default profile, resolved for a container", () => {
+  it('is a valid profile, already in validated form', () => {
+    expect(parseSeccompProfile(DOCKER_DEFAULT_SECCOMP_PROFILE)).toEqual(DOCKER_DEFAULT_SECCOMP_PROFILE);
+    expect(defaultSeccompProfile()).toEqual(DOCKER_DEFAULT_SECCOMP_PROFILE);
+  });
+
   it('covers the host architecture and its 32-bit sub-architectures, as Docker does', () => {
     const s = defaultFor(DOCKER_DEFAULT_CAPABILITIES);
     expect(s.defaultAction).toBe('SCMP_ACT_ERRNO');
@@ -182,6 +189,50 @@ describe('the compiled default filter', () => {
     expect(performance.now() - t0).toBeLessThan(5);
     expect(again).toBe(first);
     expect(Object.isFrozen(a.syscalls)).toBe(true);
+  });
+});
+
+describe('the cache in the state root', () => {
+  it('hands a program compiled by one process to the next, and recompiles a damaged entry', async () => {
+    const dir = join(root, '..', 'seccomp-cache-test');
+    const filter = parseOciSeccomp({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [
+      { names: ['read', 'write', 'exit_group'], action: 'SCMP_ACT_ALLOW' },
+      { names: ['getpid'], action: 'SCMP_ACT_ERRNO', errnoRet: 77 },
+    ] });
+    const first = compileSeccomp(filter, { cacheDir: dir });
+    expect(readdirSync(dir)).toHaveLength(1);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+
+    // A fresh module instance is another process as far as the in-memory cache goes.
+    const freshCompiler = async () => {
+      vi.resetModules();
+      const { native: freshNative } = await import('../lib/native.js');
+      const compile = (await import('../lib/container/seccomp/compile.js')).compileSeccomp;
+      return { compile, spy: vi.spyOn(freshNative, 'compileSeccomp') };
+    };
+    const a = await freshCompiler();
+    const again = a.compile(JSON.parse(JSON.stringify(filter)) as OciSeccomp, { cacheDir: dir });
+    expect(a.spy).not.toHaveBeenCalled();
+    expect(again.program.equals(first.program)).toBe(true);
+    expect(again.prologue).toBe(first.prologue);
+
+    const file = join(dir, readdirSync(dir)[0]!);
+    const entry = JSON.parse(readFileSync(file, 'utf8'));
+    const bytes = Buffer.from(entry.program, 'base64');
+    bytes[bytes.length - 4]! ^= 0xff; // the last RET now answers something else
+    writeFileSync(file, JSON.stringify({ ...entry, program: bytes.toString('base64') }));
+    const b = await freshCompiler();
+    const rebuilt = b.compile(JSON.parse(JSON.stringify(filter)) as OciSeccomp, { cacheDir: dir });
+    expect(b.spy).toHaveBeenCalledTimes(1);
+    expect(rebuilt.program.equals(first.program)).toBe(true);
+    expect(JSON.parse(readFileSync(file, 'utf8')).program).toBe(entry.program);
+  });
+
+  it('is where containers keep what they compiled', async () => {
+    const seccomp: SeccompProfile = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['acct'], action: 'SCMP_ACT_ERRNO', errnoRet: 93 }] };
+    const before = existsSync(join(root, 'seccomp-cache')) ? readdirSync(join(root, 'seccomp-cache')).length : 0;
+    await Container.run({ root, rootfs, cmd: ['true'], seccomp });
+    expect(readdirSync(join(root, 'seccomp-cache')).filter((n) => n.endsWith('.json'))).toHaveLength(before + 1);
   });
 });
 

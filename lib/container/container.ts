@@ -6,6 +6,7 @@
  */
 import { closeSync, constants as fsConstants, openSync, statSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import {
   AbortError,
@@ -422,6 +423,7 @@ export class Container implements AsyncDisposable {
           waitForStart,
           createCwd: !rawSpec,
           ...(overlay ? { rootfsOverlay: overlay.overlay } : {}),
+          seccompCacheDir: join(engine.root.path, 'seccomp-cache'),
         });
         spawned = spawnOrExplain(plan);
       } catch (e) {

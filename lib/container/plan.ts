@@ -74,6 +74,8 @@ export interface PlanContext {
   createCwd?: boolean;
   /** For an image: the overlay that becomes the rootfs (mounted on the spec's root.path). */
   rootfsOverlay?: { lowers: string[]; upper: string; work: string };
+  /** Where compiled seccomp programs are cached across processes (in the state root). */
+  seccompCacheDir?: string;
 }
 
 /** The `{ path }` namespaces of a spec, which the caller opens and passes back as `namespaceFds`. */
@@ -272,7 +274,7 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
     env,
   };
   if (spec.linux?.seccomp) {
-    const filter = compileSeccomp(spec.linux.seccomp);
+    const filter = compileSeccomp(spec.linux.seccomp, { cacheDir: ctx.seccompCacheDir });
     plan.seccomp = filter.program;
     plan.seccompFlags = filter.flags;
   }

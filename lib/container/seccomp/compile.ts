@@ -2,12 +2,14 @@
  * OCI `linux.seccomp` → the BPF program the container's init loads. The rules are decided here with runc's
  * semantics (default errno EPERM, redundant rules skipped, syscalls unknown to libseccomp skipped, several
  * conditions on one argument each becoming a rule of their own, the ENOSYS prologue); libseccomp in the addon
- * compiles them. Programs are cached by content, so only the first container with a given filter pays for it.
+ * compiles them. Programs are cached by content, in memory and in the state root, so that only the first container
+ * with a given filter on a machine pays for compiling it.
  * @module
  */
 import { InvalidOptionsError, UnsupportedError } from '../../errors.js';
 import { native, type NativeSeccompRule } from '../../native.js';
 import { BPF_MAX_INSNS, encodeProgram, enosysPrologue, SECCOMP_RET, type LastSyscalls } from './bpf.js';
+import { readCachedProgram, writeCachedProgram } from './cache.js';
 import type { OciSeccomp, SeccompAction, SeccompArch, SeccompFlag } from './profile.js';
 
 /** A compiled filter: the program for seccomp(2) and its flags. */
@@ -152,19 +154,30 @@ const byObject = new WeakMap<OciSeccomp, CompiledSeccomp>();
 const byContent = new Map<string, CompiledSeccomp>();
 const MAX_CACHED = 64;
 
+let libseccompVersion: string | undefined;
+
 /**
- * Compiles `s`, or returns the program compiled earlier for the same filter (same object, or same content). The
- * cache is per process; a program depends only on the filter, this host's architecture and libseccomp.
+ * Compiles `s`, or returns the program compiled earlier for the same filter: from this process's cache (same
+ * object, or same content), else from `cacheDir` on disk (shared by every process using one state root). A program
+ * depends only on the filter, this host's architecture and the libseccomp version, which all form the key.
  */
-export function compileSeccomp(s: OciSeccomp): CompiledSeccomp {
+export function compileSeccomp(s: OciSeccomp, options: { cacheDir?: string } = {}): CompiledSeccomp {
   const hit = byObject.get(s);
   if (hit) return hit;
-  const key = JSON.stringify(s);
-  let compiled = byContent.get(key);
+  const content = JSON.stringify(s);
+  let compiled = byContent.get(content);
   if (!compiled) {
-    compiled = compileUncached(s);
+    libseccompVersion ??= native.seccompInfo().version;
+    const key = `${process.arch}\nlibseccomp ${libseccompVersion}\n${content}`;
+    const stored = options.cacheDir ? readCachedProgram(options.cacheDir, key) : undefined;
+    if (stored) {
+      compiled = stored;
+    } else {
+      compiled = compileUncached(s);
+      if (options.cacheDir) writeCachedProgram(options.cacheDir, key, { ...compiled, skipped: [...compiled.skipped] });
+    }
     if (byContent.size >= MAX_CACHED) byContent.delete(byContent.keys().next().value!);
-    byContent.set(key, compiled);
+    byContent.set(content, compiled);
   }
   byObject.set(s, compiled);
   return compiled;
