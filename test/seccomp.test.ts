@@ -5,7 +5,8 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
-  Container, DOCKER_DEFAULT_CAPABILITIES, DOCKER_DEFAULT_SECCOMP_PROFILE, InvalidOptionsError, parseOciSpec, type SeccompProfile,
+  Container, ContainerStartError, DOCKER_DEFAULT_CAPABILITIES, DOCKER_DEFAULT_SECCOMP_PROFILE, InvalidOptionsError, parseOciSpec,
+  type SeccompProfile,
 } from '../lib/index.js';
 import { AUDIT_ARCH, SECCOMP_RET, X32_SYSCALL_BIT } from '../lib/container/seccomp/bpf.js';
 import { compileSeccomp, compileUncached, nativeSeccompArch } from '../lib/container/seccomp/compile.js';
@@ -442,6 +443,30 @@ describe('containers', () => {
   it('follows capAdd: CAP_SYS_ADMIN allows unshare, mount and clone3 in the container', async () => {
     const admin = await run(['unshare_user', 'clone_newuser', 'clone3', 'mount', 'setns'], { capAdd: ['SYS_ADMIN'] });
     expect(admin).toMatchObject({ unshare_user: 'OK', clone_newuser: 'OK', clone3: 'OK', mount: 'OK', setns: 'OK' });
+  });
+
+  it('loads the filter late with noNewPrivileges, and with the profile\'s flags', async () => {
+    expect(await run(['seccomp_mode', 'keyctl'], { noNewPrivileges: true })).toMatchObject({ seccomp_mode: 'OK:2', keyctl: 'EPERM' });
+    const flagged: SeccompProfile = { defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_LOG'],
+      syscalls: [{ names: ['keyctl'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] };
+    expect(await run(['seccomp_mode', 'keyctl'], { seccomp: flagged })).toMatchObject({ seccomp_mode: 'OK:2', keyctl: 'EPERM' });
+  });
+
+  it('says which setup step a profile that refuses too much broke', async () => {
+    const onlyWrite: SeccompProfile = { defaultAction: 'SCMP_ACT_ERRNO', defaultErrnoRet: 13, syscalls: [{ names: ['write'], action: 'SCMP_ACT_ALLOW' }] };
+    const err = await Container.create({ root, rootfs, cmd: ['true'], seccomp: onlyWrite }).catch((e) => e);
+    expect(err).toBeInstanceOf(ContainerStartError);
+    // prctl's number is above write's, the highest the profile names: ENOSYS from the prologue, as runc answers.
+    expect(err.message).toMatch(/container init failed: drop bounding capabilities: ENOSYS; the seccomp profile is already in force at this step/);
+    // Without write() the init cannot even report the step.
+    const mute = await Container.create({ root, rootfs, cmd: ['true'], seccomp: { defaultAction: 'SCMP_ACT_ERRNO' } }).catch((e) => e);
+    expect(mute).toBeInstanceOf(ContainerStartError);
+    expect(mute.message).toMatch(/exited during setup without saying why: a seccomp profile that refuses write\(\)/);
+    // With no_new_privs the filter comes last, right before execve, which it then refuses.
+    const late = await Container.create({ root, rootfs, cmd: ['true'], noNewPrivileges: true, seccomp: onlyWrite })
+      .then(async (c) => { await using _ = c; return await c.start(); }).catch((e) => e);
+    expect(late).toBeInstanceOf(ContainerStartError);
+    expect(late).toMatchObject({ step: 'exec', errno: 'ENOSYS' });
   });
 
   it('follows capDrop: without CAP_SYS_CHROOT the filter refuses chroot', async () => {

@@ -38,7 +38,7 @@ export const BPF_MAX_INSNS = 4096;
 
 const ENOSYS = 38;
 
-// Opcodes used here: BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JA, BPF_JMP|{JEQ,JGT,JSET}|BPF_K, BPF_RET|BPF_K.
+/** The classic BPF opcodes the prologue uses (BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JA, BPF_JMP|…|BPF_K, BPF_RET|BPF_K). */
 export const BPF = { LD_W_ABS: 0x20, JA: 0x05, JEQ_K: 0x15, JGT_K: 0x25, JGE_K: 0x35, JSET_K: 0x45, RET_K: 0x06 } as const;
 
 /** Offsets in `struct seccomp_data`. */

@@ -154,6 +154,9 @@ const byObject = new WeakMap<OciSeccomp, CompiledSeccomp>();
 const byContent = new Map<string, CompiledSeccomp>();
 const MAX_CACHED = 64;
 
+/** Changes whenever this module would build a different program from the same filter (a cache key part). */
+const COMPILER_REVISION = 1;
+
 let libseccompVersion: string | undefined;
 
 /**
@@ -168,7 +171,7 @@ export function compileSeccomp(s: OciSeccomp, options: { cacheDir?: string } = {
   let compiled = byContent.get(content);
   if (!compiled) {
     libseccompVersion ??= native.seccompInfo().version;
-    const key = `${process.arch}\nlibseccomp ${libseccompVersion}\n${content}`;
+    const key = `berth seccomp ${COMPILER_REVISION}\n${process.arch}\nlibseccomp ${libseccompVersion}\n${content}`;
     const stored = options.cacheDir ? readCachedProgram(options.cacheDir, key) : undefined;
     if (stored) {
       compiled = stored;
