@@ -41,6 +41,14 @@ export type {
   SeccompProfileRule,
   SeccompRuleFilter,
 } from './container/seccomp/profile.js';
+export {
+  ociSeccompSchema,
+  SECCOMP_ACTIONS,
+  SECCOMP_ARCHES,
+  SECCOMP_FLAGS,
+  SECCOMP_OPERATORS,
+  seccompProfileSchema,
+} from './container/seccomp/profile.js';
 export { DOCKER_DEFAULT_SECCOMP_PROFILE } from './container/seccomp/default-profile.js';
 export type { CgroupStats, LinuxResources } from './container/cgroup/driver.js';
 export {
