@@ -97,8 +97,9 @@ std::vector<uint8_t> exportProgram(Napi::Env env, scmp_filter_ctx ctx) {
 }  // namespace
 
 // compileSeccomp({ defaultAction, architectures, optimize, rules: [{ name, action, conditions: [{ index, op, value,
-// valueTwo }] }] }) → Buffer (struct sock_filter[] in host byte order). Rules whose syscall libseccomp does not know
-// must already be left out; conditions in one rule are ANDed.
+// valueTwo }] }] }) → Buffer (struct sock_filter[] in host byte order). `architectures` is the complete list (the
+// native one only when listed). Rules whose syscall libseccomp does not know must already be left out; conditions
+// in one rule are ANDed.
 Napi::Value CompileSeccomp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "compileSeccomp(filter): filter must be an object");
@@ -115,11 +116,19 @@ Napi::Value CompileSeccomp(const Napi::CallbackInfo& info) {
     if (rc < 0) throw failure(env, "seccomp_attr_set(CTL_OPTIMIZE)", -rc);
   }
 
+  // Exactly the architectures listed: a filter for one non-native ABI leaves the native one out.
   Napi::Array arches = f.Get("architectures").As<Napi::Array>();
+  bool withNative = false;
   for (uint32_t i = 0; i < arches.Length(); i++) {
     std::string name = arches.Get(i).As<Napi::String>().Utf8Value();
-    rc = seccomp_arch_add(ctx.get(), archToken(env, name));
+    uint32_t token = archToken(env, name);
+    if (token == seccomp_arch_native()) withNative = true;
+    rc = seccomp_arch_add(ctx.get(), token);
     if (rc < 0 && rc != -EEXIST) throw failure(env, "seccomp_arch_add(" + name + ")", -rc);
+  }
+  if (!withNative) {
+    rc = seccomp_arch_remove(ctx.get(), SCMP_ARCH_NATIVE);
+    if (rc < 0) throw failure(env, "seccomp_arch_remove(native)", -rc);
   }
 
   Napi::Array rules = f.Get("rules").As<Napi::Array>();

@@ -154,7 +154,7 @@ export interface NativeSeccompRule {
 /** A filter for libseccomp to compile: every rule already decided (lib/container/seccomp/compile.ts). */
 export interface NativeSeccompFilter {
   defaultAction: number;
-  /** Architectures besides the native one, by libseccomp name (`x86`, `x32`, `arm`...). */
+  /** Every architecture the program covers, by libseccomp name (`x86_64`, `x86`, `x32`...), native included or not. */
   architectures: string[];
   /** libseccomp's binary-tree layout, for long rule lists. */
   optimize: boolean;

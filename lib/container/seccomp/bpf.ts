@@ -1,6 +1,6 @@
 /**
- * Classic BPF as seccomp runs it: the instruction encoding, and the small prologue that makes syscalls newer than
- * the filter answer ENOSYS instead of the default EPERM, as runc does. libseccomp compiles the profile itself.
+ * Classic BPF as seccomp runs it: the instruction encoding and the constants berth's own part of a filter needs
+ * (dispatch.ts); libseccomp compiles the rest.
  * @module
  */
 import { endianness } from 'node:os';
@@ -36,14 +36,8 @@ export const X32_SYSCALL_BIT = 0x4000_0000;
 /** The kernel refuses programs longer than this (BPF_MAXINSNS). */
 export const BPF_MAX_INSNS = 4096;
 
-const ENOSYS = 38;
-
 /** The classic BPF opcodes the prologue uses (BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JA, BPF_JMP|…|BPF_K, BPF_RET|BPF_K). */
 export const BPF = { LD_W_ABS: 0x20, JA: 0x05, JEQ_K: 0x15, JGT_K: 0x25, JGE_K: 0x35, JSET_K: 0x45, RET_K: 0x06 } as const;
-
-/** Offsets in `struct seccomp_data`. */
-const DATA_NR = 0;
-const DATA_ARCH = 4;
 
 const LE = endianness() === 'LE';
 
@@ -77,69 +71,4 @@ export function decodeProgram(buf: Buffer): SockFilter[] {
     });
   }
   return out;
-}
-
-/** The highest syscall number a filter knows, per libseccomp architecture name (x86_64, x32, x86, aarch64, arm). */
-export type LastSyscalls = Partial<Record<'x86_64' | 'x32' | 'x86' | 'aarch64' | 'arm', number>>;
-
-interface Pending {
-  code: number;
-  k?: number;
-  jt?: string;
-  jf?: string;
-  ja?: string;
-  label?: string;
-}
-
-/**
- * The ENOSYS prologue: for each covered architecture, a syscall number above the highest one the filter knows
- * returns ENOSYS, so that libc falls back to an older syscall (as it does on an older kernel) instead of failing
- * with the default EPERM. Everything else falls through to the filter that follows. Empty when nothing is known.
- */
-export function enosysPrologue(last: LastSyscalls): SockFilter[] {
-  const code: Pending[] = [];
-  const sections: Pending[][] = [];
-  const archJumps: Pending[] = [];
-  const x86Family = last.x86_64 !== undefined || last.x32 !== undefined;
-  if (x86Family) {
-    const s: Pending[] = [{ code: BPF.LD_W_ABS, k: DATA_NR, label: 'x86_64' }];
-    // x32 calls carry bit 30; without an x32 limit they go to the filter untouched.
-    s.push({ code: BPF.JSET_K, k: X32_SYSCALL_BIT, jt: last.x32 !== undefined ? 'x32' : 'filter' });
-    if (last.x86_64 !== undefined) s.push({ code: BPF.JGT_K, k: last.x86_64, jt: 'enosys', jf: 'filter' });
-    else s.push({ code: BPF.JA, ja: 'filter' });
-    if (last.x32 !== undefined) s.push({ code: BPF.JGT_K, k: last.x32, jt: 'enosys', jf: 'filter', label: 'x32' });
-    sections.push(s);
-    archJumps.push({ code: BPF.JEQ_K, k: AUDIT_ARCH.x86_64, jt: 'x86_64' });
-  }
-  for (const arch of ['x86', 'aarch64', 'arm'] as const) {
-    const max = last[arch];
-    if (max === undefined) continue;
-    sections.push([
-      { code: BPF.LD_W_ABS, k: DATA_NR, label: arch },
-      { code: BPF.JGT_K, k: max, jt: 'enosys', jf: 'filter' },
-    ]);
-    archJumps.push({ code: BPF.JEQ_K, k: AUDIT_ARCH[arch], jt: arch });
-  }
-  if (sections.length === 0) return [];
-  code.push({ code: BPF.LD_W_ABS, k: DATA_ARCH }, ...archJumps, { code: BPF.JA, ja: 'filter' });
-  for (const s of sections) code.push(...s);
-  code.push({ code: BPF.RET_K, k: SECCOMP_RET.ERRNO | ENOSYS, label: 'enosys' });
-
-  const labels = new Map<string, number>();
-  code.forEach((ins, i) => ins.label && labels.set(ins.label, i));
-  labels.set('filter', code.length);
-  const offset = (from: number, label: string | undefined, wide = false): number => {
-    if (label === undefined) return 0;
-    const to = labels.get(label);
-    if (to === undefined) throw new Error(`seccomp prologue: no label ${label}`);
-    const d = to - (from + 1);
-    if (d < 0 || (!wide && d > 255)) throw new Error(`seccomp prologue: jump to ${label} out of range`);
-    return d;
-  };
-  return code.map((ins, i) => ({
-    code: ins.code,
-    jt: ins.code === BPF.JA ? 0 : offset(i, ins.jt),
-    jf: ins.code === BPF.JA ? 0 : offset(i, ins.jf),
-    k: ins.code === BPF.JA ? offset(i, ins.ja, true) : (ins.k ?? 0),
-  }));
 }

@@ -1,14 +1,15 @@
 /**
  * OCI `linux.seccomp` → the BPF program the container's init loads. The rules are decided here with runc's
  * semantics (default errno EPERM, redundant rules skipped, syscalls unknown to libseccomp skipped, several
- * conditions on one argument each becoming a rule of their own, the ENOSYS prologue); libseccomp in the addon
- * compiles them. Programs are cached by content, in memory and in the state root, so that only the first container
+ * conditions on one argument each becoming a rule of their own, ENOSYS for syscalls newer than the profile).
+ * Unconditional rules are answered by a compact front (dispatch.ts); libseccomp in the addon compiles the rest. Programs are cached by content, in memory and in the state root, so that only the first container
  * with a given filter on a machine pays for compiling it.
  * @module
  */
 import { InvalidOptionsError, UnsupportedError } from '../../errors.js';
 import { native, type NativeSeccompRule } from '../../native.js';
-import { BPF_MAX_INSNS, encodeProgram, enosysPrologue, SECCOMP_RET, type LastSyscalls } from './bpf.js';
+import { BPF_MAX_INSNS, encodeProgram, SECCOMP_RET } from './bpf.js';
+import { dispatchFront, type ArchDecisions, type DispatchArch, type Outcome } from './dispatch.js';
 import { readCachedProgram, writeCachedProgram } from './cache.js';
 import type { OciSeccomp, SeccompAction, SeccompArch, SeccompFlag } from './profile.js';
 
@@ -20,7 +21,10 @@ export interface CompiledSeccomp {
   flags: number;
   /** Syscall names of the profile that libseccomp does not know (left out, as Docker does). */
   skipped: readonly string[];
-  /** Instructions of the ENOSYS prologue at the start of `program` (0 when there is none); libseccomp's follow. */
+  /**
+   * Instructions of berth's front at the start of `program` (unconditional rules and ENOSYS, see dispatch.ts; 0
+   * when there is none); libseccomp's program for the remaining rules follows.
+   */
   prologue: number;
 }
 
@@ -87,21 +91,33 @@ function toBigInt(v: number | string | undefined): bigint {
   return v === undefined ? 0n : BigInt(v);
 }
 
-/** Compiles without the cache. Throws `InvalidOptionsError` for a filter libseccomp refuses. */
-export function compileUncached(s: OciSeccomp): CompiledSeccomp {
+/** The profile's rules as libseccomp takes them, with runc's semantics, and what is known about their syscalls. */
+interface Rules {
+  defaultAction: number;
+  nativeArch: string;
+  /** Covered architectures besides the native one (libseccomp names). */
+  arches: string[];
+  rules: NativeSeccompRule[];
+  /** Every syscall name of the profile, and each one's number per covered architecture. */
+  names: string[];
+  numbers: Map<string, number[]>;
+  unknown: Set<string>;
+}
+
+function rulesOf(s: OciSeccomp): Rules {
   const defaultAction = actionValue(s.defaultAction, s.defaultErrnoRet);
   const nativeArch = libseccompArch(nativeSeccompArch());
   const arches = [...new Set((s.architectures ?? []).map(libseccompArch))].filter((a) => a !== nativeArch);
-
   const names = [...new Set((s.syscalls ?? []).flatMap((r) => r.names))];
-  const numbersOn = (arch: string): number[] => {
+  const numbers = new Map<string, number[]>();
+  for (const arch of [nativeArch, ...arches]) {
     try {
-      return native.seccompInfo(arch, names).numbers ?? [];
+      numbers.set(arch, native.seccompInfo(arch, names).numbers ?? []);
     } catch (e) {
       throw new UnsupportedError(`cannot compile the seccomp filter: ${(e as Error).message} (libseccomp ${native.seccompInfo().version})`, { cause: e });
     }
-  };
-  const nativeNumbers = numbersOn(nativeArch);
+  }
+  const nativeNumbers = numbers.get(nativeArch)!;
   const unknown = new Set(names.filter((_, i) => nativeNumbers[i] === -1));
 
   const rules: NativeSeccompRule[] = [];
@@ -119,27 +135,108 @@ export function compileUncached(s: OciSeccomp): CompiledSeccomp {
       for (const group of groups) rules.push({ name, action, conditions: group });
     }
   }
+  return { defaultAction, nativeArch, arches, rules, names, numbers, unknown };
+}
 
-  let program: Buffer;
+function libseccompProgram(r: Rules, rules: NativeSeccompRule[], architectures: string[]): Buffer {
   try {
-    program = native.compileSeccomp({ defaultAction, architectures: arches, optimize: rules.length > 32, rules });
+    return native.compileSeccomp({ defaultAction: r.defaultAction, architectures, optimize: rules.length > 32, rules });
   } catch (e) {
     throw new InvalidOptionsError('seccomp profile', [{ path: 'syscalls', message: `libseccomp refused the filter: ${(e as Error).message}` }]);
   }
+}
 
-  let prologue = 0;
+/**
+ * libseccomp's program for the whole profile, as runc builds it before its ENOSYS patch (all architectures in
+ * one program), or for one of its architectures alone: the tests' references.
+ */
+export function compileWithLibseccompOnly(s: OciSeccomp, arch?: string): Buffer {
+  const r = rulesOf(s);
+  return libseccompProgram(r, r.rules, arch ? [arch] : [r.nativeArch, ...r.arches]);
+}
+
+/**
+ * x86's multiplexers, socketcall (102) and ipc (117), and the calls they carry: libseccomp turns a rule for one of
+ * those calls into conditions on the multiplexer as well as a rule on the direct syscall (i386 has both since
+ * Linux 4.3), so on x86 all of them are left to libseccomp.
+ */
+const MULTIPLEXED: Partial<Record<DispatchArch, { numbers: readonly number[]; names: ReadonlySet<string> }>> = {
+  x86: {
+    numbers: [102, 117],
+    names: new Set([
+      'socketcall', 'socket', 'bind', 'connect', 'listen', 'accept', 'getsockname', 'getpeername', 'socketpair',
+      'send', 'recv', 'sendto', 'recvfrom', 'shutdown', 'setsockopt', 'getsockopt', 'sendmsg', 'recvmsg', 'accept4',
+      'recvmmsg', 'sendmmsg', 'ipc', 'semop', 'semget', 'semctl', 'semtimedop', 'msgsnd', 'msgrcv', 'msgget',
+      'msgctl', 'shmat', 'shmdt', 'shmget', 'shmctl',
+    ]),
+  },
+};
+const DISPATCH_ARCHES: readonly string[] = ['x86_64', 'x32', 'x86', 'aarch64', 'arm'];
+
+/**
+ * Per covered architecture, the answer for each syscall number whose rules are unconditional and agree, and the
+ * rules left to libseccomp (conditions on arguments, conflicting rules, multiplexers, clashes).
+ */
+function decisions(s: OciSeccomp, r: Rules): { archs: ArchDecisions[]; slow: Map<DispatchArch, NativeSeccompRule[]> } {
+  const byName = new Map<string, NativeSeccompRule[]>();
+  for (const rule of r.rules) byName.set(rule.name, [...(byName.get(rule.name) ?? []), rule]);
+  const fastEverywhere = new Map<string, number>();
+  for (const [name, rules] of byName) {
+    const actions = new Set(rules.map((x) => x.action));
+    if (actions.size === 1 && rules.every((x) => x.conditions.length === 0)) fastEverywhere.set(name, rules[0]!.action);
+  }
+
   const errnoDefault = s.defaultAction === 'SCMP_ACT_ERRNO' && (s.defaultErrnoRet ?? EPERM) === ENOSYS;
-  if (!PERMISSIVE.includes(s.defaultAction) && !errnoDefault && names.length > 0) {
-    const last: LastSyscalls = {};
-    for (const arch of [nativeArch, ...arches]) {
-      if (!['x86_64', 'x32', 'x86', 'aarch64', 'arm'].includes(arch)) continue;
-      const numbers = arch === nativeArch ? nativeNumbers : numbersOn(arch);
-      const max = Math.max(-1, ...numbers.filter((n) => n >= 0));
-      if (max > 0) last[arch as keyof LastSyscalls] = max;
-    }
-    const stub = enosysPrologue(last);
-    prologue = stub.length;
-    program = Buffer.concat([encodeProgram(stub), program]);
+  const enosys = !PERMISSIVE.includes(s.defaultAction) && !errnoDefault;
+  const archs: ArchDecisions[] = [];
+  const slow = new Map<DispatchArch, NativeSeccompRule[]>();
+  for (const arch of [r.nativeArch, ...r.arches] as DispatchArch[]) {
+    const numbers = r.numbers.get(arch)!;
+    const fast = new Map(fastEverywhere);
+    const multiplexed = MULTIPLEXED[arch];
+    if (multiplexed) for (const name of multiplexed.names) fast.delete(name);
+    const table = new Map<number, Outcome>();
+    r.names.forEach((name, i) => {
+      const nr = numbers[i]!;
+      if (nr < 0 || r.unknown.has(name) || !byName.has(name)) return; // not on this ABI, or only redundant rules
+      const action = fast.get(name);
+      const seen = table.get(nr);
+      table.set(nr, action !== undefined && (seen === undefined || seen === action) ? action : 'defer');
+    });
+    for (const nr of multiplexed?.numbers ?? []) table.set(nr, 'defer');
+    // A fast name on a number that ended up deferred (a clash with a slow one) goes to libseccomp too.
+    r.names.forEach((name, i) => {
+      if (fast.has(name) && table.get(numbers[i]!) === 'defer') fast.delete(name);
+    });
+    // runc's rule: above the highest syscall the profile names, ENOSYS (when the default does not allow).
+    const max = Math.max(-1, ...numbers.filter((n) => n >= 0));
+    archs.push({ arch, table, ...(enosys && max > 0 ? { enosysAbove: max } : {}) });
+    slow.set(arch, r.rules.filter((x) => !fast.has(x.name)));
+  }
+  return { archs, slow };
+}
+
+/** Compiles without the cache. Throws `InvalidOptionsError` for a filter libseccomp refuses. */
+export function compileUncached(s: OciSeccomp): CompiledSeccomp {
+  const r = rulesOf(s);
+  const covered = [r.nativeArch, ...r.arches];
+  let program: Buffer;
+  let prologue = 0;
+  if (covered.every((a) => DISPATCH_ARCHES.includes(a))) {
+    const { archs, slow } = decisions(s, r);
+    // One libseccomp program per architecture, each with only the rules the front leaves to it.
+    const programs = archs.map((a) => libseccompProgram(r, slow.get(a.arch)!, [a.arch]));
+    const offsets = new Map<DispatchArch, number>();
+    let at = 0;
+    archs.forEach((a, i) => {
+      offsets.set(a.arch, at);
+      at += programs[i]!.length / 8;
+    });
+    const front = dispatchFront(archs, offsets);
+    prologue = front.length;
+    program = Buffer.concat([encodeProgram(front), ...programs]);
+  } else {
+    program = libseccompProgram(r, r.rules, covered);
   }
   if (program.length / 8 > BPF_MAX_INSNS) {
     throw new InvalidOptionsError('seccomp profile', [
@@ -147,7 +244,7 @@ export function compileUncached(s: OciSeccomp): CompiledSeccomp {
     ]);
   }
   const flags = (s.flags ?? []).reduce((bits, f) => bits | FLAG_BITS[f], 0);
-  return { program, flags, skipped: [...unknown].sort(), prologue };
+  return { program, flags, skipped: [...r.unknown].sort(), prologue };
 }
 
 const byObject = new WeakMap<OciSeccomp, CompiledSeccomp>();
@@ -155,7 +252,7 @@ const byContent = new Map<string, CompiledSeccomp>();
 const MAX_CACHED = 64;
 
 /** Changes whenever this module would build a different program from the same filter (a cache key part). */
-const COMPILER_REVISION = 1;
+const COMPILER_REVISION = 3;
 
 let libseccompVersion: string | undefined;
 
