@@ -203,7 +203,7 @@ function print(r: Report): void {
   const lines = [
     `start-to-exit of /bin/true from ${r.options.rootfs}: Docker's default seccomp profile vs unconfined`,
     `kernel ${e.kernel}, ${e.cpus} CPUs (${e.cpuModel}), node ${e.node}, load average ${e.load.toFixed(2)} at start`,
-    `libseccomp ${r.libseccomp}; the filter: ${r.filter.instructions} BPF instructions (${r.filter.prologue} of them the ENOSYS prologue)`,
+    `libseccomp ${r.libseccomp}; the filter: ${r.filter.instructions} BPF instructions (${r.filter.prologue} of them berth's front, the rest libseccomp's)`,
     `profile syscalls this libseccomp does not know (left out, as Docker does): ${r.filter.skippedSyscalls.join(', ') || 'none'}`,
     `${r.options.n} runs per mode, interleaved, after ${r.options.warmup} warm-up runs each`,
     '',

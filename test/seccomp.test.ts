@@ -1,6 +1,7 @@
 // Seccomp: Docker's default profile and its conditions, the compiled filter's answers (interpreted here, without
 // loading it), custom profiles in Docker's and the OCI format, validation, the cache, and containers that run with
 // them. The escape suite (test/escape.test.ts) checks the default filter from inside a container.
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -14,6 +15,7 @@ import {
   defaultSeccompProfile, parseOciSeccomp, parseSeccompProfile, profileToOci, seccompForOptions,
 } from '../lib/container/seccomp/resolve.js';
 import type { OciSeccomp } from '../lib/container/seccomp/profile.js';
+import { DOCKER_DEFAULT_SECCOMP_PROFILE_DIGEST } from '../lib/container/seccomp/default-profile.js';
 import { native } from '../lib/native.js';
 import { stateJson } from '../lib/container/state-json.js';
 import { runFilter } from './helpers/bpf.js';
@@ -54,9 +56,12 @@ const defaultFor = (caps: readonly string[]) =>
   profileToOci(defaultSeccompProfile(), { capabilities: caps, arch: nativeSeccompArch(), kernel: [6, 18] });
 
 describe("Docker's default profile, resolved for a container", () => {
-  it('is a valid profile, already in validated form', () => {
+  it('is a valid profile, already in validated form, and its digest is current', () => {
     expect(parseSeccompProfile(DOCKER_DEFAULT_SECCOMP_PROFILE)).toEqual(DOCKER_DEFAULT_SECCOMP_PROFILE);
     expect(defaultSeccompProfile()).toEqual(DOCKER_DEFAULT_SECCOMP_PROFILE);
+    expect(Object.isFrozen(DOCKER_DEFAULT_SECCOMP_PROFILE.syscalls![0]!.names)).toBe(true);
+    // The program cache names the profile by this digest: a change to the profile must change it.
+    expect(createHash('sha256').update(JSON.stringify(DOCKER_DEFAULT_SECCOMP_PROFILE)).digest('hex')).toBe(DOCKER_DEFAULT_SECCOMP_PROFILE_DIGEST);
   });
 
   it('covers the host architecture and its 32-bit sub-architectures, as Docker does', () => {
@@ -186,12 +191,15 @@ describe('the compiled default filter', () => {
     const a = seccompForOptions(undefined, DOCKER_DEFAULT_CAPABILITIES)!;
     const b = seccompForOptions('default', [...DOCKER_DEFAULT_CAPABILITIES].reverse())!;
     expect(b).toBe(a);
-    const first = compileSeccomp(a);
+    expect(Object.isFrozen(a.syscalls)).toBe(true);
+    expect(compileSeccomp(a)).toBe(compileSeccomp(b));
+    // A filter from elsewhere (a raw spec) is found again by its content.
+    const raw = () => parseOciSeccomp({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['read', 'write', 'getppid'], action: 'SCMP_ACT_ALLOW' }] });
+    const first = compileSeccomp(raw());
     const t0 = performance.now();
-    const again = compileSeccomp(JSON.parse(JSON.stringify(a)) as OciSeccomp); // equal content, another object
+    const again = compileSeccomp(raw());
     expect(performance.now() - t0).toBeLessThan(5);
     expect(again).toBe(first);
-    expect(Object.isFrozen(a.syscalls)).toBe(true);
   });
 });
 

@@ -252,7 +252,7 @@ const byContent = new Map<string, CompiledSeccomp>();
 const MAX_CACHED = 64;
 
 /** Changes whenever this module would build a different program from the same filter (a cache key part). */
-const COMPILER_REVISION = 3;
+const COMPILER_REVISION = 4;
 
 let libseccompVersion: string | undefined;
 
@@ -264,11 +264,12 @@ let libseccompVersion: string | undefined;
 export function compileSeccomp(s: OciSeccomp, options: { cacheDir?: string } = {}): CompiledSeccomp {
   const hit = byObject.get(s);
   if (hit) return hit;
-  const content = JSON.stringify(s);
-  let compiled = byContent.get(content);
+  const name = cacheNames.get(s);
+  const content = name === undefined ? JSON.stringify(s) : undefined;
+  let compiled = content === undefined ? undefined : byContent.get(content);
   if (!compiled) {
     libseccompVersion ??= native.seccompInfo().version;
-    const key = `berth seccomp ${COMPILER_REVISION}\n${process.arch}\nlibseccomp ${libseccompVersion}\n${content}`;
+    const key = `berth seccomp ${COMPILER_REVISION}\n${process.arch}\nlibseccomp ${libseccompVersion}\n${name ?? content}`;
     const stored = options.cacheDir ? readCachedProgram(options.cacheDir, key) : undefined;
     if (stored) {
       compiled = stored;
@@ -276,9 +277,22 @@ export function compileSeccomp(s: OciSeccomp, options: { cacheDir?: string } = {
       compiled = compileUncached(s);
       if (options.cacheDir) writeCachedProgram(options.cacheDir, key, { ...compiled, skipped: [...compiled.skipped] });
     }
-    if (byContent.size >= MAX_CACHED) byContent.delete(byContent.keys().next().value!);
-    byContent.set(content, compiled);
+    if (content !== undefined) {
+      if (byContent.size >= MAX_CACHED) byContent.delete(byContent.keys().next().value!);
+      byContent.set(content, compiled);
+    }
   }
   byObject.set(s, compiled);
   return compiled;
+}
+
+const cacheNames = new WeakMap<OciSeccomp, string>();
+
+/**
+ * Names a (frozen) filter for the compiled-program cache, so that it is not serialized to find its program: the
+ * name must stand for everything the filter holds (resolve.ts names Docker's profile by its digest, capability
+ * set, architecture and kernel version).
+ */
+export function nameForCache(s: OciSeccomp, name: string): void {
+  cacheNames.set(s, name);
 }

@@ -91,6 +91,15 @@ const PERSONALITIES = [0x0, 0x0008, 0x20000, 0x20008, 0xffffffff];
 /** CLONE_NEWNS | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWCGROUP: none may be set without CAP_SYS_ADMIN. */
 const CLONE_NAMESPACE_FLAGS = 0x7e020000;
 
+/** Freezes an object and everything in it: the profile is shared by every container and must never change. */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 const allow = (names: string[], extra: Omit<SeccompProfileRule, 'names' | 'action'> = {}): SeccompProfileRule => ({
   names,
   action: 'SCMP_ACT_ALLOW',
@@ -101,11 +110,11 @@ const onArch = (arches: NonNullable<SeccompProfileRule['includes']>['arches'], n
   allow(names, { includes: { arches } });
 
 /**
- * Docker's default seccomp profile: what every container gets unless it asks for `seccomp: 'unconfined'` or its
- * own profile. Rules that depend on capabilities are evaluated against the container's final capability set, so
+ * Docker's default seccomp profile (frozen): what every container gets unless it asks for `seccomp: 'unconfined'`
+ * or its own profile. Rules that depend on capabilities are evaluated against the container's final capability set, so
  * `capAdd: ['SYS_ADMIN']` also allows mount, unshare, setns and namespace-creating clone, as with Docker.
  */
-export const DOCKER_DEFAULT_SECCOMP_PROFILE: Readonly<SeccompProfile> = Object.freeze<SeccompProfile>({
+export const DOCKER_DEFAULT_SECCOMP_PROFILE: Readonly<SeccompProfile> = deepFreeze<SeccompProfile>({
   defaultAction: 'SCMP_ACT_ERRNO',
   defaultErrnoRet: 1, // EPERM
   archMap: [
@@ -166,3 +175,9 @@ export const DOCKER_DEFAULT_SECCOMP_PROFILE: Readonly<SeccompProfile> = Object.f
     withCap('CAP_PERFMON', ['perf_event_open']),
   ],
 });
+
+/**
+ * SHA-256 of the profile above as JSON: the compiled-program cache names Docker's profile by it instead of
+ * serializing the profile for every process's first container. test/seccomp.test.ts checks it is current.
+ */
+export const DOCKER_DEFAULT_SECCOMP_PROFILE_DIGEST = '4b2852d1d9dd884aed1b3e2d418a88175a2e214a24460902e6029398d200dfb0';

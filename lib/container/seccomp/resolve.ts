@@ -11,8 +11,8 @@ import { resolve as resolvePath } from 'node:path';
 import { InvalidOptionsError } from '../../errors.js';
 import { normalizeCapability } from '../capabilities.js';
 import { toInvalidOptions } from '../options.js';
-import { nativeSeccompArch } from './compile.js';
-import { DOCKER_DEFAULT_SECCOMP_PROFILE } from './default-profile.js';
+import { nameForCache, nativeSeccompArch } from './compile.js';
+import { DOCKER_DEFAULT_SECCOMP_PROFILE, DOCKER_DEFAULT_SECCOMP_PROFILE_DIGEST } from './default-profile.js';
 import {
   ociSeccompSchema, seccompProfileSchema, type OciSeccomp, type SeccompArch, type SeccompOption,
   type ValidSeccompProfile,
@@ -78,12 +78,14 @@ export function profileToOci(p: ValidSeccompProfile, ctx: ProfileContext): OciSe
       if (inc.caps?.some((c) => !caps.has(normalizeCapability(c)!))) continue;
       if (inc.minKernel && !atLeast(ctx.kernel, inc.minKernel)) continue;
     }
+    // A frozen profile's arrays are shared, not copied (Docker's names 360 syscalls in one rule).
+    const frozen = Object.isFrozen(rule);
     const entry: NonNullable<OciSeccomp['syscalls']>[number] = {
-      names: rule.name !== undefined ? [rule.name] : [...rule.names!],
+      names: rule.name !== undefined ? [rule.name] : frozen ? rule.names! : [...rule.names!],
       action: rule.action,
     };
     if (rule.errnoRet !== undefined) entry.errnoRet = rule.errnoRet;
-    if (rule.args?.length) entry.args = rule.args.map((a) => ({ ...a }));
+    if (rule.args?.length) entry.args = frozen ? rule.args : rule.args.map((a) => ({ ...a }));
     syscalls.push(entry);
   }
 
@@ -116,7 +118,7 @@ let defaultProfile: ValidSeccompProfile | undefined;
  * validating it changes nothing), so it skips zod: a first container does not pay for warming the schema up.
  */
 export function defaultSeccompProfile(): ValidSeccompProfile {
-  defaultProfile ??= deepFreeze(structuredClone(DOCKER_DEFAULT_SECCOMP_PROFILE) as ValidSeccompProfile);
+  defaultProfile ??= deepFreeze(DOCKER_DEFAULT_SECCOMP_PROFILE as ValidSeccompProfile);
   return defaultProfile;
 }
 
@@ -164,8 +166,14 @@ export function seccompForOptions(option: string | ValidSeccompProfile | undefin
   if (!perCaps) resolved.set(profile, (perCaps = new Map()));
   let oci = perCaps.get(key);
   if (!oci) {
-    oci = deepFreeze(profileToOci(profile, { capabilities, arch: nativeSeccompArch(), kernel: kernelVersion() }));
+    const arch = nativeSeccompArch();
+    const kernel = kernelVersion();
+    oci = deepFreeze(profileToOci(profile, { capabilities, arch, kernel }));
     perCaps.set(key, oci);
+    // Docker's profile resolved for a capability set on this host: a short name for the compiled-program cache.
+    if (profile === defaultSeccompProfile()) {
+      nameForCache(oci, `docker-default ${DOCKER_DEFAULT_SECCOMP_PROFILE_DIGEST} caps ${key} ${arch} kernel ${kernel.join('.')}`);
+    }
   }
   return oci;
 }
