@@ -2,8 +2,9 @@
  * OCI `linux.seccomp` → the BPF program the container's init loads. The rules are decided here with runc's
  * semantics (default errno EPERM, redundant rules skipped, syscalls unknown to libseccomp skipped, several
  * conditions on one argument each becoming a rule of their own, ENOSYS for syscalls newer than the profile).
- * Unconditional rules are answered by a compact front (dispatch.ts); libseccomp in the addon compiles the rest. Programs are cached by content, in memory and in the state root, so that only the first container
- * with a given filter on a machine pays for compiling it.
+ * Unconditional rules are answered by a compact front (dispatch.ts); libseccomp in the addon compiles the rest,
+ * one program per architecture. Programs are cached, in memory and in the state root, so that only the first
+ * container with a given filter on a machine pays for compiling it.
  * @module
  */
 import { InvalidOptionsError, UnsupportedError } from '../../errors.js';
@@ -84,7 +85,7 @@ const FLAG_BITS: Record<SeccompFlag, number> = {
   SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: 0, // refused by the schema (needs SCMP_ACT_NOTIFY)
 };
 
-/** Actions under which a syscall unknown to the filter would run anyway: no ENOSYS prologue then (as runc). */
+/** Actions under which a syscall unknown to the filter would run anyway: no ENOSYS answers then (as runc). */
 const PERMISSIVE: readonly SeccompAction[] = ['SCMP_ACT_ALLOW', 'SCMP_ACT_LOG', 'SCMP_ACT_TRACE'];
 
 function toBigInt(v: number | string | undefined): bigint {
