@@ -6,7 +6,8 @@
   "targets": [
     {
       "target_name": "berth",
-      "sources": ["addon/binding.cc", "addon/clone.cc", "addon/plan_codec.cc", "addon/layer.cc", "addon/codec.cc", "addon/userns.cc", "addon/netlink.cc"],
+      "sources": ["addon/binding.cc", "addon/clone.cc", "addon/plan_codec.cc", "addon/layer.cc", "addon/codec.cc", "addon/userns.cc", "addon/netlink.cc", "addon/seccomp.cc"],
+      "libraries": ["-lseccomp"],
       "conditions": [
         ["<!(test -f /usr/include/isa-l/igzip_lib.h && echo 1 || echo 0)==1", {
           "defines": ["BERTH_HAVE_ISAL"],

@@ -27,6 +27,7 @@
 #include "plan.h"
 #include "rawsys.h"
 #include "userns.h"
+#include "seccomp.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -741,6 +742,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("usernsFd", Napi::Function::New(env, UsernsFd));
   exports.Set("idmapTree", Napi::Function::New(env, IdmapTree));
   exports.Set("overlayTree", Napi::Function::New(env, OverlayTree));
+  exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
+  exports.Set("seccompInfo", Napi::Function::New(env, SeccompInfo));
   exports.Set("Poller", Poller::Init(env));
   exports.Set("Hasher", HasherClass(env));
   exports.Set("Inflater", InflaterClass(env));

@@ -31,6 +31,27 @@ export { parseByteSize } from './container/options.js';
 export type { IdMapping, IdMaps, UsernsOption } from './container/userns/idmap.js';
 export { UsernsExhaustedError, type IdRange } from './container/userns/pool.js';
 export { ociSpecSchema, parseOciSpec, type OciSpec } from './container/spec.js';
+export type {
+  OciSeccomp,
+  SeccompAction,
+  SeccompArch,
+  SeccompArg,
+  SeccompFlag,
+  SeccompOperator,
+  SeccompOption,
+  SeccompProfile,
+  SeccompProfileRule,
+  SeccompRuleFilter,
+} from './container/seccomp/profile.js';
+export {
+  ociSeccompSchema,
+  SECCOMP_ACTIONS,
+  SECCOMP_ARCHES,
+  SECCOMP_FLAGS,
+  SECCOMP_OPERATORS,
+  seccompProfileSchema,
+} from './container/seccomp/profile.js';
+export { DOCKER_DEFAULT_SECCOMP_PROFILE } from './container/seccomp/default-profile.js';
 export type { CgroupStats, LinuxResources } from './container/cgroup/driver.js';
 export {
   DOCKER_DEFAULT_CAPABILITIES,

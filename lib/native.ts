@@ -150,6 +150,23 @@ export interface LayerOp {
   keep?: string[];
 }
 
+/** A seccomp rule for libseccomp: one syscall (by name), the seccomp return value, and conditions that all hold. */
+export interface NativeSeccompRule {
+  name: string;
+  action: number;
+  conditions: { index: number; op: string; value: bigint; valueTwo: bigint }[];
+}
+
+/** A filter for libseccomp to compile: every rule already decided (lib/container/seccomp/compile.ts). */
+export interface NativeSeccompFilter {
+  defaultAction: number;
+  /** Every architecture the program covers, by libseccomp name (`x86_64`, `x86`, `x32`...), native included or not. */
+  architectures: string[];
+  /** libseccomp's binary-tree layout, for long rule lists. */
+  optimize: boolean;
+  rules: NativeSeccompRule[];
+}
+
 /** How a batch of layer ops failed: `index` is the op, `syscall` the step, `errno` the reason. */
 export interface LayerApplyFailure extends Error {
   errno?: number;
@@ -224,6 +241,8 @@ interface Binding {
   netlinkRun(fd: number, ops: NetlinkOp[]): Promise<void>;
   netnsCreate(): Promise<[number, number]>;
   netnsSocket(nsFd: number): Promise<number>;
+  compileSeccomp(filter: NativeSeccompFilter): Buffer;
+  seccompInfo(arch?: string, names?: string[]): { version: string; api: number; numbers?: number[] };
   Poller: new (fd: number, callback: (status: number) => void) => Poller;
   Hasher: new (algorithm: string) => NativeHasher;
   Inflater: (new (algorithm: string, engine: string) => NativeInflater) & { isalAvailable: boolean };
@@ -271,6 +290,15 @@ function load(): Binding {
     );
   }
   return binding;
+}
+
+/** The addon, checked to be recent enough for seccomp (node-gyp-build keeps an old build until asked). */
+function seccompBinding(): Binding {
+  const b = load();
+  if (typeof b.compileSeccomp !== 'function') {
+    throw new UnsupportedError('the berth native addon was built before seccomp support: rebuild it with "npm run build:addon"');
+  }
+  return b;
 }
 
 /** The typed native API. Loaded lazily so that pure-TypeScript parts (validation, specs) work without it. */
@@ -325,6 +353,13 @@ export const native = {
   netnsCreate: (): Promise<[number, number]> => load().netnsCreate(),
   /** A netlink socket inside the network namespace `nsFd` (opened from a short-lived thread that entered it). */
   netnsSocket: (nsFd: number): Promise<number> => load().netnsSocket(nsFd),
+  /** Compiles a seccomp filter with libseccomp; the BPF program (struct sock_filter[], host byte order). */
+  compileSeccomp: (filter: NativeSeccompFilter): Buffer => seccompBinding().compileSeccomp(filter),
+  /**
+   * libseccomp's version and API level; with `arch` and `names`, each syscall's number on that architecture (-1:
+   * unknown to libseccomp; another negative number: not a syscall of that architecture).
+   */
+  seccompInfo: (arch?: string, names?: string[]) => seccompBinding().seccompInfo(arch, names),
   /** Calls `callback` once, on the event loop, when `fd` becomes readable (a pidfd: the process exited). */
   onReadable: (fd: number, callback: (status: number) => void): Poller => new (load().Poller)(fd, callback),
 };

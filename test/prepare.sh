@@ -4,14 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages first: npm ci below builds the addon, which links them. gcc and libc6-dev also build the static
+# probe the escape tests run inside containers.
 need=()
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
-for pkg in docker-registry skopeo umoci apache2-utils openssl zstd; do
+for pkg in gcc libc6-dev docker-registry skopeo umoci apache2-utils openssl zstd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
-# Libraries the addon builds with when present (see binding.gyp): ISA-L inflates gzip layers ~2.5x faster than zlib.
+# Libraries the addon builds with (see binding.gyp): libseccomp (required) compiles seccomp filters; ISA-L (used
+# when present) inflates gzip layers ~2.5x faster than zlib.
 build_deps=()
-for pkg in libisal-dev; do
+for pkg in libseccomp-dev libisal-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || build_deps+=("$pkg")
 done
 if [ $((${#need[@]} + ${#build_deps[@]})) -gt 0 ]; then

@@ -143,3 +143,10 @@ describe('masked and read-only path overrides', () => {
     expect((await sh(probe, { readonlyPaths: ['/proc/bus'] })).stdout.trim()).toBe('1');
   });
 });
+
+describe('privileged and seccomp', () => {
+  it('runs without a syscall filter, as Docker does', async () => {
+    expect((await sh('grep ^Seccomp: /proc/self/status')).stdout).toMatch(/Seccomp:\s*2/);
+    expect((await sh('grep ^Seccomp: /proc/self/status', { privileged: true })).stdout).toMatch(/Seccomp:\s*0/);
+  });
+});

@@ -6,6 +6,7 @@
  */
 import { closeSync, constants as fsConstants, openSync, statSync, writeSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
+import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import {
   AbortError,
@@ -191,8 +192,17 @@ function startError(msg: StatusMessage, plan: NativePlan, spec: OciSpec): Contai
       target = undefined;
   }
   const what = target ? `${msg.step} ${target}` : msg.step;
-  return new ContainerStartError(msg.step, err, target, `container init failed: ${what}: ${describeErrno(msg.errno)}`, 125);
+  const hint = plan.seccomp?.length && !plan.noNewPrivs && SECCOMP_LOADED_BEFORE.has(msg.step)
+    ? '; the seccomp profile is already in force at this step and must allow the syscalls the init makes before execve (see docs/security.md)'
+    : '';
+  return new ContainerStartError(msg.step, err, target, `container init failed: ${what}: ${describeErrno(msg.errno)}${hint}`, 125);
 }
+
+/** Setup steps the init takes after loading the seccomp filter (without no_new_privs; with it, only exec follows). */
+const SECCOMP_LOADED_BEFORE = new Set([
+  'drop bounding capabilities', 'set user', 'set capabilities', 'set no_new_privs', 'set parent death signal', 'chdir',
+  'wait for start',
+]);
 
 /** Resolves once `fd` is readable (or rejects on abort). The poll handle keeps the process alive meanwhile. */
 function readable(fd: number, signal?: AbortSignal): Promise<void> {
@@ -470,6 +480,7 @@ export class Container implements AsyncDisposable {
           createCwd: !rawSpec,
           ...(overlay ? { rootfsOverlay: overlay.overlay } : {}),
           ...(usernsRootfs ? { rootfsTreeFd: usernsRootfs.treeFd } : {}),
+          seccompCacheDir: join(engine.root.path, 'seccomp-cache'),
         });
         spawned = spawnOrExplain(plan);
       } catch (e) {
@@ -506,7 +517,10 @@ export class Container implements AsyncDisposable {
           throw e;
         }
         if (msg?.kind !== 'ready') {
-          const err = msg ? startError(msg, plan, spec) : new ContainerStartError('sync', 'EPIPE', undefined, 'container init exited during setup', 125);
+          const silent = plan.seccomp?.length
+            ? ' without saying why: a seccomp profile that refuses write() keeps it from reporting the step that failed'
+            : '';
+          const err = msg ? startError(msg, plan, spec) : new ContainerStartError('sync', 'EPIPE', undefined, `container init exited during setup${silent}`, 125);
           await container.#abandon();
           destroyStreams();
           throw err;

@@ -8,6 +8,7 @@ import { InvalidOptionsError } from '../errors.js';
 import { normalizeCapability } from './capabilities.js';
 import { usernsOptionSchema, type UsernsOption } from './userns/idmap.js';
 import { containerNetworkFields, type PortOption } from '../network/options.js';
+import { seccompOptionSchema, type SeccompOption } from './seccomp/profile.js';
 
 const absolutePath = z
   .string()
@@ -170,6 +171,8 @@ export const containerOptionsSchema = z
     capAdd: z.array(capabilityName).optional(),
     capDrop: z.array(capabilityName).optional(),
     noNewPrivileges: z.boolean().optional(),
+    /** 'default' (Docker's profile), 'unconfined', a profile file's path, or a profile in Docker's format. */
+    seccomp: seccompOptionSchema.optional(),
     ulimits: z
       .array(
         z
@@ -366,6 +369,12 @@ export interface ContainerOptions {
   capDrop?: string[];
   /** Set no_new_privs: setuid binaries and file capabilities grant nothing. */
   noNewPrivileges?: boolean;
+  /**
+   * The seccomp filter: `'default'` (Docker's default profile, also the default), `'unconfined'` (none), the path
+   * of a profile in Docker's JSON format, or such a profile as an object. Capability conditions of the profile
+   * follow `capAdd`/`capDrop`, as with Docker (`capAdd: ['SYS_ADMIN']` also allows mount, unshare, setns...).
+   */
+  seccomp?: SeccompOption;
   /** rlimits. */
   ulimits?: UlimitOption[];
   /** Which namespaces to share with the host or join (`--pid`, `--ipc`, `--uts`, `--network`, `--cgroupns`). */

@@ -13,6 +13,7 @@ import { DEFAULT_DEV_SYMLINKS, DEFAULT_PATH } from './defaults.js';
 import { NAMESPACE_TYPES, type OciSpec } from './spec.js';
 import type { V1Hierarchy } from './cgroup/index.js';
 import { applyUserNamespace } from './userns/plan.js';
+import { compileSeccomp } from './seccomp/compile.js';
 
 /** clone(2) namespace flags. */
 export const CLONE_FLAGS = {
@@ -77,6 +78,8 @@ export interface PlanContext {
   rootfsOverlay?: { lowers: string[]; upper: string; work: string };
   /** A detached mount (a user namespace's idmapped rootfs) attached on the spec's root.path instead. */
   rootfsTreeFd?: number;
+  /** Where compiled seccomp programs are cached across processes (in the state root). */
+  seccompCacheDir?: string;
 }
 
 /** The `{ path }` namespaces of a spec, which the caller opens and passes back as `namespaceFds`. */
@@ -276,6 +279,11 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
     argv: args,
     env,
   };
+  if (spec.linux?.seccomp) {
+    const filter = compileSeccomp(spec.linux.seccomp, { cacheDir: ctx.seccompCacheDir });
+    plan.seccomp = filter.program;
+    plan.seccompFlags = filter.flags;
+  }
   const pidns = ctx.namespaceFds.find((n) => n.type === 'pid');
   if (pidns) plan.pidnsFd = pidns.fd;
   if (ctx.cgroupDirFd !== undefined) plan.cgroupDirFd = ctx.cgroupDirFd;

@@ -19,6 +19,8 @@ import type { LinuxResources } from './cgroup/driver.js';
 import { DOCKER_DEFAULT_DEVICE_RULES } from './cgroup/devices.js';
 import type { ResolvedUser } from './user.js';
 import { idMapSchema, type IdMaps } from './userns/idmap.js';
+import { ociSeccompSchema } from './seccomp/profile.js';
+import { seccompForOptions } from './seccomp/resolve.js';
 
 const absolutePath = z.string().refine((p) => p.startsWith('/'), 'must be an absolute path');
 const capList = z.array(z.enum(CAPABILITY_NAMES));
@@ -125,6 +127,7 @@ export const ociSpecSchema = z.looseObject({
       readonlyPaths: z.array(absolutePath).optional(),
       rootfsPropagation: z.enum(['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable']).optional(),
       sysctl: z.record(z.string(), z.string()).optional(),
+      seccomp: ociSeccompSchema.optional(),
       uidMappings: idMapSchema.optional(),
       gidMappings: idMapSchema.optional(),
     })
@@ -290,6 +293,12 @@ export function specFromOptions(o: ValidContainerOptions, ctx: SpecContext): Oci
     spec.linux!.namespaces!.push({ type: 'user' });
     spec.linux!.uidMappings = ctx.userns.uidMap.map((m) => ({ ...m }));
     spec.linux!.gidMappings = ctx.userns.gidMap.map((m) => ({ ...m }));
+  }
+  // Docker runs privileged containers without a syscall filter; otherwise the profile's capability conditions
+  // are decided from the final capability set.
+  if (!o.privileged) {
+    const seccomp = seccompForOptions(o.seccomp, caps);
+    if (seccomp) spec.linux!.seccomp = seccomp;
   }
   return spec;
 }

@@ -16,6 +16,7 @@ import { BerthError, NameConflictError } from '../errors.js';
 import { native } from '../native.js';
 import type { IdMapping } from './userns/idmap.js';
 import type { ContainerNetworkRecord } from '../network/container-network.js';
+import { stateJson } from './state-json.js';
 
 /** The default state root for root: `/var/lib/berth`; `BERTH_ROOT` overrides it. */
 export function defaultRoot(): string {
@@ -213,7 +214,7 @@ export class StateRoot {
     const dir = this.containerDir(state.id);
     const tmp = join(dir, `.state.${process.pid}.${randomBytes(4).toString('hex')}`);
     try {
-      writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+      writeFileSync(tmp, stateJson(state), { mode: 0o600 });
       renameSync(tmp, join(dir, 'state.json'));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
