@@ -90,19 +90,8 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const optionsMatch: Same<z.input<typeof networkOptionsSchema>, NetworkCreateOptions> = true;
 void optionsMatch;
 
-/** What `inspect()` and `list()` report about a network. */
-export interface NetworkInfo {
-  id: string;
-  name: string;
-  driver: 'bridge';
-  subnet: string;
-  gateway: string;
-  /** The host's bridge interface. */
-  bridge: string;
-  internal: boolean;
-  mtu: number;
-  labels: Record<string, string>;
-  createdAt: string;
+/** What `inspect()` and `list()` report about a network: its record, the containers on it, and warnings. */
+export interface NetworkInfo extends Omit<NetworkRecord, 'natTable' | 'isDefault'> {
   /** Containers attached, with their addresses. */
   containers: { id: string; name: string; ipv4Address: string; macAddress: string }[];
   /** Things that keep the network from working fully on this host (e.g. IPv4 forwarding off). */
