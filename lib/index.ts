@@ -31,6 +31,8 @@ export { parseByteSize } from './container/options.js';
 export type { IdMapping, IdMaps, UsernsOption } from './container/userns/idmap.js';
 export { UsernsExhaustedError, type IdRange } from './container/userns/pool.js';
 export { ociSpecSchema, parseOciSpec, type OciSpec } from './container/spec.js';
+export { events, type BerthEvent, type EventFilters, type EventsOptions, type EventType } from './journal/events.js';
+export { parseTimeInput, type TimeInput } from './journal/time.js';
 export type { CgroupStats, LinuxResources } from './container/cgroup/driver.js';
 export {
   DOCKER_DEFAULT_CAPABILITIES,

@@ -38,6 +38,8 @@ import { prepareUsernsRootfs, type UsernsRootfs } from './userns/rootfs.js';
 import {
   networkNamespace, prepareContainerNetwork, releaseContainerNetwork, type ContainerNetworking, type ContainerNetworkRecord,
 } from '../network/container-network.js';
+import { containerEvent, recordDeath } from './container-events.js';
+import { events, recordEvent, type BerthEvent, type EventsOptions } from '../journal/events.js';
 
 /** How a container's process ended. */
 export interface ExitInfo {
@@ -513,6 +515,11 @@ export class Container implements AsyncDisposable {
         }
       }
       engine.root.writeState(state);
+      containerEvent(engine.root.path, state, 'create');
+      if (state.network?.endpoint) {
+        const ep = state.network.endpoint;
+        recordEvent(engine.root.path, 'network', 'connect', ep.networkId, { name: ep.networkName, container: id, type: 'bridge' });
+      }
       return container;
     } catch (e) {
       await cleanup();
@@ -542,6 +549,16 @@ export class Container implements AsyncDisposable {
       if (options.all || info.status !== 'exited') out.push(info);
     }
     return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
+
+  /**
+   * The events of the state root (`docker events`): containers created, started, killed, dead, paused, renamed,
+   * destroyed; images pulled, tagged and removed; networks created and removed, containers connected. Any process
+   * sharing the root sees them. Without `since` only new events come; the iteration ends at `until`, when
+   * `signal` aborts, or when the loop breaks. See {@link EventsOptions} for filters.
+   */
+  static events(options: EventsOptions = {}): AsyncGenerator<BerthEvent> {
+    return events(options);
   }
 
   /** Host pid of the container's init (`null` once it exited). */
@@ -601,6 +618,7 @@ export class Container implements AsyncDisposable {
     this.#state.status = this.#state.status === 'exited' ? 'exited' : 'running';
     this.#state.startedAt = new Date().toISOString();
     this.#persist();
+    containerEvent(this.#engine.root.path, this.#state, 'start');
   }
 
   /**
@@ -648,6 +666,7 @@ export class Container implements AsyncDisposable {
       throw new ContainerStateError(`container ${this.name} is not running (created): start it or remove it`);
     }
     await this.#signal(n);
+    containerEvent(this.#engine.root.path, this.#state, 'kill', { signal: String(n) });
   }
 
   async #signal(n: number): Promise<void> {
@@ -685,15 +704,21 @@ export class Container implements AsyncDisposable {
     }
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), timeout * 1000);
+    let exit: ExitInfo;
     try {
-      return await this.wait({ signal: ac.signal });
+      exit = await this.wait({ signal: ac.signal });
     } catch (e) {
       if (!(e instanceof AbortError)) throw e;
-      await this.#signal(9).catch(() => undefined);
-      return this.wait();
+      await this.#signal(9).then(
+        () => containerEvent(this.#engine.root.path, this.#state, 'kill', { signal: '9' }),
+        () => undefined,
+      );
+      exit = await this.wait();
     } finally {
       clearTimeout(timer);
     }
+    containerEvent(this.#engine.root.path, this.#state, 'stop');
+    return exit;
   }
 
   /**
@@ -720,7 +745,7 @@ export class Container implements AsyncDisposable {
     }
     await this.#releaseNetwork();
     await this.#cgroup?.destroy();
-    this.#engine.root.removeContainerDir(this.id);
+    if (this.#engine.root.removeContainerDir(this.id)) containerEvent(this.#engine.root.path, this.#state, 'destroy');
     this.#engine.root.releaseName(this.name, this.id);
   }
 
@@ -776,6 +801,7 @@ export class Container implements AsyncDisposable {
           oomKilled,
         });
         this.#persist();
+        recordDeath(this.#engine.root.path, this.#state, exit);
         // Ports close and the address is freed when the container stops (as Docker); remove() awaits it.
         void this.#releaseNetwork();
         resolve(exit);
@@ -795,7 +821,11 @@ export class Container implements AsyncDisposable {
   #releaseNetwork(): Promise<void> {
     this.#networkReleased ??= (async () => {
       await this.#networking?.closePorts();
-      void releaseContainerNetwork(this.#engine.root.path, this.id, this.#state.network).catch(() => undefined);
+      const ep = this.#state.network?.endpoint;
+      void releaseContainerNetwork(this.#engine.root.path, this.id, this.#state.network).then(
+        () => ep && recordEvent(this.#engine.root.path, 'network', 'disconnect', ep.networkId, { name: ep.networkName, container: this.id, type: 'bridge' }),
+        () => undefined,
+      );
     })();
     return this.#networkReleased;
   }
