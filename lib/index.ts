@@ -33,6 +33,7 @@ export { UsernsExhaustedError, type IdRange } from './container/userns/pool.js';
 export { ociSpecSchema, parseOciSpec, type OciSpec } from './container/spec.js';
 export { events, type BerthEvent, type EventFilters, type EventsOptions, type EventType } from './journal/events.js';
 export { parseTimeInput, type TimeInput } from './journal/time.js';
+export { DEFAULT_LOG_CONFIG, type LogConfig, type LogEntry, type LogsOptions } from './container/logs/json-file.js';
 export type { CgroupStats, LinuxResources } from './container/cgroup/driver.js';
 export {
   DOCKER_DEFAULT_CAPABILITIES,

@@ -39,6 +39,9 @@ import {
   networkNamespace, prepareContainerNetwork, releaseContainerNetwork, type ContainerNetworking, type ContainerNetworkRecord,
 } from '../network/container-network.js';
 import { containerEvent, recordDeath } from './container-events.js';
+import { planOutputs, startOutputs, type CapturedOutput, type StartedOutputs } from './logs/capture.js';
+import { DEFAULT_LOG_CONFIG, logWriterDone, readLogs, type LogConfig, type LogEntry, type LogsOptions } from './logs/json-file.js';
+import { spawnLogMonitor } from './logs/monitor.js';
 import { events, recordEvent, type BerthEvent, type EventsOptions } from '../journal/events.js';
 
 /** How a container's process ended. */
@@ -82,6 +85,8 @@ export interface ContainerInfo {
   userns: { uidMap: IdMapping[]; gidMap: IdMapping[]; auto: boolean } | null;
   /** Network mode, address on its network and published ports; null when created without the `network` option. */
   network: ContainerNetworkRecord | null;
+  /** How its output is logged (`driver: 'none'` for records made before berth logged). */
+  log: LogConfig;
   /** The OCI runtime spec the container runs with. */
   spec: OciSpec;
 }
@@ -261,6 +266,7 @@ export class Container implements AsyncDisposable {
   #removed = false;
   #networking: ContainerNetworking | undefined;
   #networkReleased: Promise<void> | undefined;
+  #output: CapturedOutput | undefined;
 
   private constructor(
     engine: Engine,
@@ -437,9 +443,21 @@ export class Container implements AsyncDisposable {
       };
 
       const detachedDefault: StdioOption = o.detached ? 'ignore' : 'pipe';
-      const stdio = prepareStdio([o.stdin ?? 'ignore', o.stdout ?? detachedDefault, o.stderr ?? detachedDefault]);
+      const logConfig = logConfigOf(o.log);
+      state.log = logConfig;
+      const outPlan = planOutputs({ stdout: o.stdout ?? detachedDefault, stderr: o.stderr ?? detachedDefault }, o.detached ?? false, logConfig);
+      const stdio = prepareStdio([o.stdin ?? 'ignore', ...outPlan.plans]);
+      let outputs: StartedOutputs;
+      try {
+        outputs = startOutputs(engine.root.containerDir(id), id, logConfig, outPlan.roles, stdio.captured);
+      } catch (e) {
+        for (const s of [stdio.stdin, stdio.stdout, stdio.stderr]) s?.destroy();
+        for (const fd of stdio.closeAfterSpawn) safeClose(fd);
+        throw e;
+      }
       const destroyStreams = () => {
         for (const s of [stdio.stdin, stdio.stdout, stdio.stderr]) s?.destroy();
+        outputs.destroy();
       };
       const nsFds: { type: string; fd: number }[] = [];
       let spawned;
@@ -494,8 +512,13 @@ export class Container implements AsyncDisposable {
         waiters: 0,
         poller: undefined,
       };
-      const container = new Container(engine, state, cgroup, owned, stdio);
+      const container = new Container(engine, state, cgroup, owned, {
+        stdin: stdio.stdin,
+        stdout: outputs.output?.stdout ?? stdio.stdout,
+        stderr: outputs.output?.stderr ?? stdio.stderr,
+      });
       container.#networking = networking;
+      container.#output = outputs.output;
       owned.exit = container.#watchExit();
 
       if (waitForStart) {
@@ -512,6 +535,17 @@ export class Container implements AsyncDisposable {
           await container.#abandon();
           destroyStreams();
           throw err;
+        }
+      }
+      if (outputs.monitorStreams.length > 0) {
+        // A detached container's output outlives this process: its log monitor takes the pipes over.
+        try {
+          spawnLogMonitor(
+            { root: engine.root.path, id, log: logConfig, streams: outputs.monitorStreams, init: state.process, owner },
+            outputs.monitorFds,
+          );
+        } finally {
+          outputs.releaseMonitorFds();
         }
       }
       engine.root.writeState(state);
@@ -744,6 +778,7 @@ export class Container implements AsyncDisposable {
       this.#owned.statusFd = this.#owned.startFd = undefined;
     }
     await this.#releaseNetwork();
+    await this.#output?.finish();
     await this.#cgroup?.destroy();
     if (this.#engine.root.removeContainerDir(this.id)) containerEvent(this.#engine.root.path, this.#state, 'destroy');
     this.#engine.root.releaseName(this.name, this.id);
@@ -757,6 +792,29 @@ export class Container implements AsyncDisposable {
       this.#state = fresh;
     }
     return infoFromState(reconcile(this.#state));
+  }
+
+  /**
+   * The container's logged output (`docker logs`): stdout and stderr lines in the order they were read, from the
+   * json-file log in its directory, so any process sharing the state root can read them, also after the owner
+   * exited. With `follow`, new lines keep coming until the container stops (and its log writer finished).
+   * Throws `ContainerStateError` for a container created with `log: { driver: 'none' }`.
+   *
+   * ```ts
+   * for await (const { stream, log } of c.logs({ follow: true, tail: 10 })) process[stream].write(log);
+   * ```
+   */
+  logs(options: LogsOptions = {}): AsyncGenerator<LogEntry> {
+    const state = this.#owned ? this.#state : (this.#engine.root.readState(this.id) ?? this.#state);
+    const config = state.log;
+    if (!config || config.driver === 'none') {
+      throw new ContainerStateError(`container ${this.name} was created with logging off (log driver "none"): there is nothing to read`);
+    }
+    const dir = this.#engine.root.containerDir(this.id);
+    return readLogs(dir, this.id, config, options, () => {
+      const status = this.#removed ? 'exited' : this.#currentStatus();
+      return status === 'exited' && logWriterDone(dir);
+    });
   }
 
   /** Memory, CPU and pids usage from the container's cgroup. */
@@ -848,6 +906,15 @@ export class Container implements AsyncDisposable {
   }
 }
 
+/** The log settings from the options, with berth's defaults (see DEFAULT_LOG_CONFIG). */
+function logConfigOf(log: ValidContainerOptions['log']): LogConfig {
+  return {
+    driver: log?.driver ?? DEFAULT_LOG_CONFIG.driver,
+    maxSize: log?.maxSize ?? DEFAULT_LOG_CONFIG.maxSize,
+    maxFile: log?.maxFile ?? DEFAULT_LOG_CONFIG.maxFile,
+  };
+}
+
 /** Calls the executor; a failure of clone3 itself (before any container code ran) becomes a BerthError. */
 function spawnOrExplain(plan: NativePlan): ReturnType<typeof native.spawn> {
   try {
@@ -917,6 +984,7 @@ function infoFromState(s: ContainerState): ContainerInfo {
     cgroup: s.cgroup,
     userns: s.userns ? { uidMap: s.userns.uidMap, gidMap: s.userns.gidMap, auto: s.userns.auto } : null,
     network: s.network ?? null,
+    log: s.log ?? { driver: 'none', maxSize: 0, maxFile: 1 },
     spec,
   };
 }

@@ -218,6 +218,14 @@ export const containerOptionsSchema = z
     readonlyPaths: z.array(absolutePath).optional(),
     /** A user namespace: explicit uid/gid maps, or 'auto' for a private range. */
     userns: usernsOptionSchema.optional(),
+    /** How stdout/stderr are logged (Docker's --log-driver, --log-opt max-size / max-file). */
+    log: z
+      .strictObject({
+        driver: z.enum(['json-file', 'none']).optional(),
+        maxSize: byteSize.optional(),
+        maxFile: z.number().int().min(1).max(100).optional(),
+      })
+      .optional(),
     ...containerNetworkFields,
   })
   .refine((o) => !(o.privileged && o.userns !== undefined), {
@@ -435,6 +443,13 @@ export interface ContainerOptions {
   dns?: string[];
   /** Search domains for the container's resolv.conf (Docker's `--dns-search`). */
   dnsSearch?: string[];
+  /**
+   * How stdout and stderr are logged (Docker's `--log-driver` and `--log-opt`): `json-file` (default) keeps them
+   * in the container's directory for `logs()`, rotated at `maxSize` bytes (default `'20m'`, `0` unlimited) with
+   * `maxFile` files kept (default 5); `none` logs nothing. Streams connected with `'inherit'` or an fd are not
+   * logged. See docs/cli.md#logs.
+   */
+  log?: { driver?: 'json-file' | 'none'; maxSize?: ByteSize; maxFile?: number };
 }
 
 /** Options after validation (sizes are numbers). */

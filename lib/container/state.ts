@@ -16,6 +16,7 @@ import { BerthError, NameConflictError } from '../errors.js';
 import { native } from '../native.js';
 import type { IdMapping } from './userns/idmap.js';
 import type { ContainerNetworkRecord } from '../network/container-network.js';
+import type { LogConfig } from './logs/json-file.js';
 
 /** The default state root for root: `/var/lib/berth`; `BERTH_ROOT` overrides it. */
 export function defaultRoot(): string {
@@ -59,6 +60,8 @@ export interface ContainerState {
   userns?: { uidMap: IdMapping[]; gidMap: IdMapping[]; auto: boolean };
   /** Networking: mode, endpoint, published ports (lib/network/container-network.ts). */
   network?: ContainerNetworkRecord;
+  /** How its output is logged (absent in records older than logging: nothing was logged). */
+  log?: LogConfig;
   /** The OCI runtime spec the container was created from. */
   spec: unknown;
 }

@@ -67,21 +67,38 @@ export class RotatingWriter {
     return this.#failed;
   }
 
-  /** Appends whole records (each ending in a newline). */
-  write(data: Buffer): void {
-    if (this.#failed || data.length === 0) return;
+  /**
+   * Appends whole records (each ending in a newline). Consecutive records that fit are written with one
+   * syscall; the file rotates between records, never inside one.
+   */
+  write(records: readonly Buffer[]): void {
+    if (this.#failed || records.length === 0) return;
     try {
       if (this.#fd === undefined) this.#open();
       const { maxSize, maxFiles } = this.#limits;
-      if (maxSize > 0 && this.#size > 0 && this.#size + data.length > maxSize) {
-        closeSync(this.#fd!);
-        this.#fd = undefined;
-        rotate(this.path, maxFiles);
-        this.#open();
+      let batch: Buffer[] = [];
+      let batchSize = 0;
+      const flush = () => {
+        if (batch.length === 0) return;
+        const data = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batchSize);
+        let off = 0;
+        while (off < data.length) off += writeSync(this.#fd!, data, off);
+        this.#size += data.length;
+        batch = [];
+        batchSize = 0;
+      };
+      for (const r of records) {
+        if (maxSize > 0 && this.#size + batchSize > 0 && this.#size + batchSize + r.length > maxSize) {
+          flush();
+          closeSync(this.#fd!);
+          this.#fd = undefined;
+          rotate(this.path, maxFiles);
+          this.#open();
+        }
+        batch.push(r);
+        batchSize += r.length;
       }
-      let off = 0;
-      while (off < data.length) off += writeSync(this.#fd!, data, off);
-      this.#size += data.length;
+      flush();
     } catch {
       this.#failed = true;
       this.close();
