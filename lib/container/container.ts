@@ -20,7 +20,10 @@ import type { Cgroup, CgroupStats } from './cgroup/driver.js';
 import { DOCKER_DEFAULT_DEVICE_RULES } from './cgroup/devices.js';
 import { DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT } from './defaults.js';
 import { openEngine, type Engine } from './engine.js';
-import { parseContainerOptions, type ContainerOptions, type ValidContainerOptions } from './options.js';
+import {
+  containerNameSchema, parseContainerOptions, toInvalidOptions, type ContainerOptions, type ValidContainerOptions,
+} from './options.js';
+import { processTable, type ContainerProcess } from './top.js';
 import { namespacePaths, planFromSpec } from './plan.js';
 import { parseOciSpec, specFromOptions, type OciSpec } from './spec.js';
 import {
@@ -36,7 +39,8 @@ import { specUserns } from './userns/plan.js';
 import { reserveUserns, type UsernsRecord } from './userns/pool.js';
 import { prepareUsernsRootfs, type UsernsRootfs } from './userns/rootfs.js';
 import {
-  networkNamespace, prepareContainerNetwork, releaseContainerNetwork, type ContainerNetworking, type ContainerNetworkRecord,
+  networkNamespace, prepareContainerNetwork, releaseContainerNetwork, renameContainerNetwork, type ContainerNetworking,
+  type ContainerNetworkRecord,
 } from '../network/container-network.js';
 import { containerEvent, recordDeath } from './container-events.js';
 import { planOutputs, startOutputs, type CapturedOutput, type StartedOutputs } from './logs/capture.js';
@@ -59,6 +63,8 @@ export interface ContainerInfo {
   id: string;
   name: string;
   status: 'created' | 'running' | 'exited';
+  /** Whether it runs frozen (`pause()`): its status stays `running`, as Docker's State.Running does. */
+  paused: boolean;
   /** Host pid of the container's init while it runs. */
   pid: number | null;
   createdAt: string;
@@ -250,8 +256,7 @@ interface Owned {
 export class Container implements AsyncDisposable {
   /** The 64-hex-character id. */
   readonly id: string;
-  /** The unique name (generated when not given). */
-  readonly name: string;
+
   /** The container's stdin when created with `stdin: 'pipe'`. */
   readonly stdin: Writable | null;
   /** The container's stdout when created with `stdout: 'pipe'` (the default). */
@@ -280,7 +285,6 @@ export class Container implements AsyncDisposable {
     this.#cgroup = cgroup;
     this.#owned = owned;
     this.id = state.id;
-    this.name = state.name;
     this.stdin = streams.stdin;
     this.stdout = streams.stdout;
     this.stderr = streams.stderr;
@@ -579,7 +583,8 @@ export class Container implements AsyncDisposable {
     for (const id of engine.root.listIds()) {
       const state = engine.root.readState(id);
       if (!state) continue;
-      const info = infoFromState(reconcile(state));
+      const current = reconcile(state);
+      const info = infoFromState(current, current.status === 'running' && isPaused(engine, current));
       if (options.all || info.status !== 'exited') out.push(info);
     }
     return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
@@ -593,6 +598,11 @@ export class Container implements AsyncDisposable {
    */
   static events(options: EventsOptions = {}): AsyncGenerator<BerthEvent> {
     return events(options);
+  }
+
+  /** The unique name (generated when not given; changed by {@link Container.rename}). */
+  get name(): string {
+    return this.#state.name;
   }
 
   /** Host pid of the container's init (`null` once it exited). */
@@ -704,6 +714,20 @@ export class Container implements AsyncDisposable {
   }
 
   async #signal(n: number): Promise<void> {
+    await this.#sendSignal(n);
+    // A frozen process keeps SIGKILL pending (cgroup v1) until thawed: kill means dead now, paused or not.
+    if (n === 9 && this.#frozen()) await this.#cgroup!.setFrozen(false).catch(() => undefined);
+  }
+
+  #frozen(): boolean {
+    try {
+      return !this.#removed && (this.#cgroup?.isFrozen() ?? false);
+    } catch {
+      return false;
+    }
+  }
+
+  async #sendSignal(n: number): Promise<void> {
     if (this.#owned) {
       if (this.#state.status === 'exited') throw new ContainerStateError(`container ${this.name} is not running`);
       native.pidfdSendSignal(this.#owned.pidfd, n);
@@ -780,6 +804,9 @@ export class Container implements AsyncDisposable {
     await this.#releaseNetwork();
     await this.#output?.finish();
     await this.#cgroup?.destroy();
+    // Another process may have renamed it: release the name it has now.
+    const current = this.#engine.root.readState(this.id);
+    if (current) this.#state.name = current.name;
     if (this.#engine.root.removeContainerDir(this.id)) containerEvent(this.#engine.root.path, this.#state, 'destroy');
     this.#engine.root.releaseName(this.name, this.id);
   }
@@ -791,7 +818,8 @@ export class Container implements AsyncDisposable {
       if (!fresh) throw new ContainerNotFoundError(this.id);
       this.#state = fresh;
     }
-    return infoFromState(reconcile(this.#state));
+    const state = reconcile(this.#state);
+    return infoFromState(state, state.status === 'running' && this.#frozen());
   }
 
   /**
@@ -817,6 +845,61 @@ export class Container implements AsyncDisposable {
     });
   }
 
+  /**
+   * The processes running in the container (`docker top`): every process of its cgroup, with the fields `ps -ef`
+   * shows (host pids and users). `psTable()` from this module's exports turns them into Docker's table.
+   */
+  top(): ContainerProcess[] {
+    if (this.#currentStatus() !== 'running') throw new ContainerStateError(`container ${this.name} is not running`);
+    return processTable(this.#liveCgroup().pids());
+  }
+
+  /**
+   * Freezes every process of the container (`docker pause`) with the cgroup freezer (v1 `freezer.state`, v2
+   * `cgroup.freeze`): they stop being scheduled, without being signalled, until {@link Container.unpause}.
+   */
+  async pause(): Promise<void> {
+    if (this.#currentStatus() !== 'running') throw new ContainerStateError(`container ${this.name} is not running`);
+    const cgroup = this.#liveCgroup();
+    if (cgroup.isFrozen()) throw new ContainerStateError(`container ${this.name} is already paused`);
+    await cgroup.setFrozen(true);
+    containerEvent(this.#engine.root.path, this.#state, 'pause');
+  }
+
+  /** Thaws a paused container (`docker unpause`). */
+  async unpause(): Promise<void> {
+    const cgroup = this.#liveCgroup();
+    if (this.#currentStatus() !== 'running' || !cgroup.isFrozen()) throw new ContainerStateError(`container ${this.name} is not paused`);
+    await cgroup.setFrozen(false);
+    containerEvent(this.#engine.root.path, this.#state, 'unpause');
+  }
+
+  /** Whether the container is paused (its cgroup frozen). */
+  get paused(): boolean {
+    return this.#frozen();
+  }
+
+  /**
+   * Gives the container another name (`docker rename`), in the state root and on its network (other containers'
+   * hosts files). Throws `NameConflictError` when another container has the name.
+   */
+  async rename(newName: string): Promise<void> {
+    const parsed = containerNameSchema.safeParse(newName);
+    if (!parsed.success) throw toInvalidOptions('name', parsed.error);
+    const current = this.#engine.root.readState(this.id);
+    if (!current || this.#removed) throw new ContainerNotFoundError(this.name);
+    if (current.name === newName) throw new ContainerStateError(`container ${newName} already has this name: give another one`);
+    const old = this.#engine.root.renameContainer(this.id, newName);
+    this.#state.name = newName;
+    await renameContainerNetwork(this.#engine.root.path, this.id, current.network, old, newName).catch(() => undefined);
+    containerEvent(this.#engine.root.path, this.#state, 'rename', { oldName: old });
+  }
+
+  #liveCgroup(): Cgroup {
+    if (!this.#cgroup || this.#removed) throw new ContainerStateError(`container ${this.name} has no cgroup (removed?)`);
+    return this.#cgroup;
+  }
+
   /** Memory, CPU and pids usage from the container's cgroup. */
   stats(): CgroupStats {
     if (!this.#cgroup || this.#removed) throw new ContainerStateError(`container ${this.name} has no cgroup (removed?)`);
@@ -837,7 +920,7 @@ export class Container implements AsyncDisposable {
   }
 
   #persist(): void {
-    if (!this.#removed) this.#engine.root.writeState(this.#state);
+    if (!this.#removed) this.#engine.root.writeOwnedState(this.#state);
   }
 
   /** Observes the init's exit on a pidfd; records it once. */
@@ -961,12 +1044,22 @@ function reconcile(state: ContainerState): ContainerState {
   return state;
 }
 
-function infoFromState(s: ContainerState): ContainerInfo {
+/** Whether a running container's cgroup is frozen. */
+function isPaused(engine: Engine, s: ContainerState): boolean {
+  try {
+    return engine.cgroups.open(s.cgroup)?.isFrozen() ?? false;
+  } catch {
+    return false;
+  }
+}
+
+function infoFromState(s: ContainerState, paused: boolean): ContainerInfo {
   const spec = s.spec as OciSpec;
   return {
     id: s.id,
     name: s.name,
     status: s.status,
+    paused,
     pid: s.status === 'exited' ? null : (s.process?.pid ?? null),
     createdAt: s.createdAt,
     startedAt: s.startedAt ?? null,

@@ -70,6 +70,12 @@ const tmpfsMount = z.strictObject({
 /** A mount in the options: a host directory or file bound in, or a fresh tmpfs. */
 export const mountOption = z.discriminatedUnion('type', [bindMount, tmpfsMount]);
 
+/** A container name, as Docker allows them. */
+export const containerNameSchema = z
+  .string()
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must match [a-zA-Z0-9][a-zA-Z0-9_.-]*')
+  .max(128);
+
 const namespaceMode = z.union([z.enum(['private', 'host']), z.strictObject({ path: absolutePath })]);
 
 const stdioOption = z.union([z.enum(['pipe', 'inherit', 'ignore']), z.number().int().nonnegative()]);
@@ -157,11 +163,7 @@ export const containerOptionsSchema = z
     /** Extra groups (names or gids). */
     groupAdd: z.array(z.string().min(1)).optional(),
     /** Container name, unique in the state root. */
-    name: z
-      .string()
-      .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must match [a-zA-Z0-9][a-zA-Z0-9_.-]*')
-      .max(128)
-      .optional(),
+    name: containerNameSchema.optional(),
     hostname: hostnameSchema.optional(),
     domainname: hostnameSchema.optional(),
     readonlyRootfs: z.boolean().optional(),
