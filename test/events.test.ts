@@ -1,7 +1,7 @@
 // Events: recorded by whichever process acts, replayed and followed by any process sharing the state root,
 // filtered as `docker events --filter`, bounded in size.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -103,6 +103,7 @@ describe('events', () => {
 
   it('stays bounded: the file rotates and readers see across the rotation', async () => {
     const r = join(root, 'bounded');
+    mkdirSync(r);
     const big = 'x'.repeat(2000);
     for (let i = 0; i < 600; i++) recordEvent(r, 'image', 'tag', `img-${i}`, { name: big });
     expect(statSync(join(r, 'events.jsonl')).size).toBeLessThanOrEqual(512 * 1024);

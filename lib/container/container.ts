@@ -46,6 +46,7 @@ import { containerEvent, recordDeath } from './container-events.js';
 import { planOutputs, startOutputs, type CapturedOutput, type StartedOutputs } from './logs/capture.js';
 import { DEFAULT_LOG_CONFIG, logWriterDone, readLogs, type LogConfig, type LogEntry, type LogsOptions } from './logs/json-file.js';
 import { spawnLogMonitor } from './logs/monitor.js';
+import { hasShim, shimStart } from './shim/shim.js';
 import { events, recordEvent, type BerthEvent, type EventsOptions } from '../journal/events.js';
 
 /** How a container's process ended. */
@@ -610,10 +611,18 @@ export class Container implements AsyncDisposable {
     return this.#state.status === 'exited' ? null : (this.#state.process?.pid ?? null);
   }
 
-  /** Releases the init blocked before execve: the container's program starts. */
+  /**
+   * Releases the init blocked before execve: the container's program starts. Only the creating process can do
+   * this, or any process for a container made by the `berth` command (its shim starts it when asked).
+   */
   async start(options: { signal?: AbortSignal } = {}): Promise<void> {
     const owned = this.#owned;
-    if (!owned) throw new ContainerStateError(`container ${this.name} was created by process ${this.#state.owner.pid}; only it can start it`);
+    if (!owned) {
+      // A container the berth command made is owned by its shim, which starts it when asked.
+      const dir = this.#engine.root.containerDir(this.id);
+      if (hasShim(dir)) return shimStart(dir);
+      throw new ContainerStateError(`container ${this.name} was created by process ${this.#state.owner.pid}; only it can start it`);
+    }
     if (this.#state.status === 'exited' && !this.#state.startedAt) {
       throw new ContainerStateError(`container ${this.name} exited before it was started`);
     }

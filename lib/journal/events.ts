@@ -6,7 +6,7 @@
  * events (Docker keeps its last 256 in memory).
  * @module
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { defaultRoot } from '../container/state.js';
@@ -76,12 +76,13 @@ function files(root: string): { path: string; lock: string } {
 
 /**
  * Records an event in the state root `root`. Best effort: an event that cannot be written (disk full, root
- * removed) is dropped rather than failing the operation it reports.
+ * removed) is dropped rather than failing the operation it reports; a root that does not exist (any more) is
+ * never created for it.
  */
 export function recordEvent(root: string, type: EventType, action: string, id: string, attributes: Record<string, string> = {}): void {
   const event: BerthEvent = { type, action, id, attributes, time: formatNs(nowNs()) };
   try {
-    mkdirSync(root, { recursive: true, mode: 0o711 });
+    if (!existsSync(root)) return;
     const { path, lock } = files(root);
     appendLocked(path, lock, Buffer.from(`${JSON.stringify(event)}\n`), LIMITS);
   } catch {
