@@ -39,6 +39,26 @@ async function eventually(check: () => Promise<boolean> | boolean, what: string,
   }
 }
 
+describe('the README', () => {
+  it('runs its berth command exactly as printed, through a docker.io mirror', async () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const line = readme.split('\n').find((l) => l.startsWith('./berth run '));
+    expect(line).toBeDefined();
+    const { root: fresh, cleanup: done } = tempRoot('cli-readme');
+    try {
+      const { stdout, stderr } = await promisify(execFile)('sh', ['-c', line!], {
+        cwd: new URL('..', import.meta.url).pathname,
+        env: { PATH: process.env.PATH!, HOME: home, BERTH_ROOT: fresh, BERTH_REGISTRY_MIRRORS: registry.url },
+      });
+      expect(stdout).toMatch(/^hello from [0-9a-f]{12}, pid 1, in a container\n$/);
+      expect(stderr).toContain('Status: Downloaded newer image for busybox:latest');
+      expect(await Container.list({ root: fresh, all: true })).toEqual([]);
+    } finally {
+      await done();
+    }
+  });
+});
+
 describe('berth run', () => {
   it('runs a command from an image pulled through the mirror, prints its output, removes it with --rm', async () => {
     const r = await cli(['run', '--rm', 'busybox', 'sh', '-c', 'echo hello from $(hostname); echo to stderr >&2'], env);
