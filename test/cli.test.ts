@@ -208,8 +208,20 @@ describe('detached containers: ps, logs, stop, rm', () => {
     const refused = await cli(['rm', 'bg'], env);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('container is running');
+    const since = new Date();
     expect((await cli(['rm', '-f', 'bg'], env)).code).toBe(0);
     expect((await cli(['ps', '-a', '-q'], env)).stdout).toBe('');
+    // As docker reports a forced removal: kill, die (with the status the shim reaped), destroy.
+    const events = await cli(['events', '--since', String(since.getTime() / 1000), '--until', '0s', '--filter', 'container=bg', '--format', '{{.Action}} {{.Actor.Attributes.exitCode}}'], env);
+    expect(events.stdout).toBe('kill <no value>\ndie 137\ndestroy <no value>\n');
+  });
+
+  it('lets another process (a Node program) wait for a CLI container and learn its exit status', async () => {
+    await cli(['create', '--name', 'waited', 'busybox', 'sh', '-c', 'sleep 0.3; exit 9'], env);
+    const c = await Container.get('waited', { root });
+    await c.start(); // through the container's shim
+    expect((await c.wait()).exitCode).toBe(9);
+    expect((await cli(['rm', 'waited'], env)).code).toBe(0);
   });
 
   it('removes a detached --rm container when it exits', async () => {

@@ -65,12 +65,20 @@ function stages(expr: string): string[][] {
   return out;
 }
 
+/**
+ * `.A.B`: a missing field of the top-level object is an error (docker's rows are Go structs); deeper down a
+ * missing key gives `<no value>`, as a Go map does (labels, attributes). Nothing can be looked up in a
+ * string or a number.
+ */
 function field(data: Value, path: string): Value {
   if (path === '.') return data;
   let v: Value = data;
-  for (const part of path.split('.').slice(1)) {
-    if (v === null || typeof v !== 'object' || !(part in (v as object))) {
-      throw new Error(`can't evaluate field ${part}`);
+  const parts = path.split('.').slice(1);
+  for (const [i, part] of parts.entries()) {
+    if (v === null || v === undefined || typeof v !== 'object') throw new Error(`can't evaluate field ${part}`);
+    if (!(part in (v as object))) {
+      if (i === 0) throw new Error(`can't evaluate field ${part}`);
+      return undefined;
     }
     v = (v as Record<string, Value>)[part];
   }

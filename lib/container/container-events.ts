@@ -27,10 +27,12 @@ export interface DeathInfo {
 }
 
 /**
- * Records `oom` (when the OOM killer struck) and `die` for a container's exit, once: the first caller creates the
- * marker file `died` in the container's directory, later callers find it and record nothing.
+ * Records `oom` (when the OOM killer struck) and `die` for the exit of a container whose program ran, once: the
+ * first caller creates the marker file `died` in the container's directory, later callers find it and record
+ * nothing.
  */
 export function recordDeath(root: string, state: ContainerState, info: DeathInfo): void {
+  if (!state.startedAt) return; // its program never ran: created, then removed (or its exec failed)
   try {
     writeFileSync(join(root, 'containers', state.id, 'died'), '', { flag: 'wx', mode: 0o600 });
   } catch {

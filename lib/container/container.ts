@@ -705,7 +705,15 @@ export class Container implements AsyncDisposable {
         closeSync(fd);
       }
     }
-    const after = this.#engine.root.readState(this.id) ?? state;
+    // The owner (a live process: the creator, or the shim of a container the berth command made) reaps the init
+    // and records how it ended; give it a moment, so that other processes learn the real exit status too.
+    let after = this.#engine.root.readState(this.id) ?? state;
+    for (let i = 0; i < 100 && after.status !== 'exited' && isAlive(after.owner); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      const fresh = this.#engine.root.readState(this.id);
+      if (!fresh) break;
+      after = fresh;
+    }
     return { exitCode: after.exitCode ?? -1, signal: after.signal ? signalName(after.signal) : null, oomKilled: after.oomKilled ?? false };
   }
 
@@ -799,7 +807,10 @@ export class Container implements AsyncDisposable {
       throw new ContainerStateError(`container ${this.name} is running: stop it first or remove with { force: true }`);
     }
     if (status !== 'exited') {
-      await this.#signal(9).catch(() => undefined);
+      await this.#signal(9).then(
+        () => status === 'running' && containerEvent(this.#engine.root.path, this.#state, 'kill', { signal: '9' }),
+        () => undefined,
+      );
       await this.wait();
     }
     this.#removed = true;
@@ -816,6 +827,8 @@ export class Container implements AsyncDisposable {
     // Another process may have renamed it: release the name it has now.
     const current = this.#engine.root.readState(this.id);
     if (current) this.#state.name = current.name;
+    // Its death was recorded by its owner, unless the owner is gone (then nobody else will).
+    if (current) recordDeath(this.#engine.root.path, current, { exitCode: current.exitCode, oomKilled: current.oomKilled });
     if (this.#engine.root.removeContainerDir(this.id)) containerEvent(this.#engine.root.path, this.#state, 'destroy');
     this.#engine.root.releaseName(this.name, this.id);
   }
