@@ -128,6 +128,13 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
+  // `berth logs x | head`: a reader that went away ends the command quietly, as it would end `docker logs`.
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
+  }
   const status = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env });
   process.exit(status);
 }

@@ -47,6 +47,7 @@ export function spawnLogMonitor(config: LogMonitorConfig, fds: { stdout?: number
     const child = spawn(process.execPath, [script, JSON.stringify(config)], {
       stdio: ['ignore', 'ignore', errors, fds.stdout ?? 'ignore', fds.stderr ?? 'ignore'],
       detached: true, // its own session: a terminal's ^C or hangup for the owner does not reach it
+      cwd: '/', // never pin the owner's directory for the container's lifetime
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
     });
     child.on('error', () => undefined); // reported through the log file, if at all: logging never fails a create

@@ -49,6 +49,7 @@ export async function launchShim(launch: ShimLaunch): Promise<ShimLaunched> {
   const child = spawn(process.execPath, [compiledScript('container/shim/main.js')], {
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
+    cwd: '/', // never pin the caller's directory for the container's lifetime
     env: process.env,
   });
   child.stdin.end(JSON.stringify(launch));
