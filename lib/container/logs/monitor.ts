@@ -10,9 +10,9 @@
  * @module
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { closeSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { compiledScript } from '../entry-script.js';
 import type { ProcessIdentity } from '../state.js';
 import type { LogConfig } from './json-file.js';
 
@@ -25,15 +25,6 @@ export interface LogMonitorConfig {
   streams: ('stdout' | 'stderr')[];
   init: ProcessIdentity;
   owner: ProcessIdentity;
-}
-
-/** The compiled entry point, also when berth runs from its TypeScript sources (tests): then the one in dist/. */
-export function compiledScript(relativeToLib: string): string {
-  const here = dirname(fileURLToPath(import.meta.url)); // <pkg>/(dist/)lib/container/logs
-  const lib = resolve(here, '../..');
-  const direct = join(lib, relativeToLib);
-  if (existsSync(direct)) return direct;
-  return join(resolve(lib, '..'), 'dist', 'lib', relativeToLib);
 }
 
 /**

@@ -17,7 +17,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { BerthError, ContainerStateError } from '../../errors.js';
-import { compiledScript } from '../logs/monitor.js';
+import { compiledScript } from '../entry-script.js';
 import type { ContainerOptions } from '../options.js';
 import { FRAME, FrameDecoder, fromWire, SOCKET_NAME, withSocketPath, type ShimMessage, type ShimRequest } from './protocol.js';
 
