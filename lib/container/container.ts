@@ -942,7 +942,15 @@ export class Container implements AsyncDisposable {
   }
 
   #persist(): void {
-    if (!this.#removed) this.#engine.root.writeOwnedState(this.#state);
+    if (this.#removed) return;
+    try {
+      this.#engine.root.writeOwnedState(this.#state);
+    } catch (e) {
+      // The names lock stayed busy (another process stuck holding it): record the state anyway, as before renames
+      // existed, rather than lose an exit status.
+      if ((e as { code?: string }).code !== 'ERR_LOCK_TIMEOUT') throw e;
+      this.#engine.root.writeState(this.#state);
+    }
   }
 
   /** Observes the init's exit on a pidfd; records it once. */
