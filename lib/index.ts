@@ -28,6 +28,7 @@ export type {
   UlimitOption,
 } from './container/options.js';
 export { parseByteSize } from './container/options.js';
+export { psTable, type ContainerProcess } from './container/top.js';
 export type { IdMapping, IdMaps, UsernsOption } from './container/userns/idmap.js';
 export { UsernsExhaustedError, type IdRange } from './container/userns/pool.js';
 export { ociSpecSchema, parseOciSpec, type OciSpec } from './container/spec.js';
@@ -52,6 +53,9 @@ export {
   seccompProfileSchema,
 } from './container/seccomp/profile.js';
 export { DOCKER_DEFAULT_SECCOMP_PROFILE } from './container/seccomp/default-profile.js';
+export { events, type BerthEvent, type EventFilters, type EventsOptions, type EventType } from './journal/events.js';
+export { parseTimeInput, type TimeInput } from './journal/time.js';
+export { DEFAULT_LOG_CONFIG, type LogConfig, type LogEntry, type LogsOptions } from './container/logs/json-file.js';
 export type { CgroupStats, LinuxResources } from './container/cgroup/driver.js';
 export {
   DOCKER_DEFAULT_CAPABILITIES,

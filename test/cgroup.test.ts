@@ -127,11 +127,14 @@ const SPIN = ['-c', 'read x; while :; do :; done'];
 async function expectFreezeStopsCpu(cg: Cgroup, child: Child): Promise<void> {
   child.proc.stdin?.write('go\n');
   await eventually(() => cg.stats().cpu.usageNanos > 20e6, 'the spinner to use CPU');
+  expect(cg.isFrozen()).toBe(false);
   await cg.setFrozen(true);
+  expect(cg.isFrozen()).toBe(true);
   const frozenAt = cg.stats().cpu.usageNanos;
   await sleep(200);
   expect(cg.stats().cpu.usageNanos).toBe(frozenAt);
   await cg.setFrozen(false);
+  expect(cg.isFrozen()).toBe(false);
   await eventually(() => cg.stats().cpu.usageNanos > frozenAt + 20e6, 'the spinner to run again');
 }
 

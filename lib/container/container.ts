@@ -21,7 +21,10 @@ import type { Cgroup, CgroupStats } from './cgroup/driver.js';
 import { DOCKER_DEFAULT_DEVICE_RULES } from './cgroup/devices.js';
 import { DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT } from './defaults.js';
 import { openEngine, type Engine } from './engine.js';
-import { parseContainerOptions, type ContainerOptions, type ValidContainerOptions } from './options.js';
+import {
+  containerNameSchema, parseContainerOptions, toInvalidOptions, type ContainerOptions, type ValidContainerOptions,
+} from './options.js';
+import { processTable, type ContainerProcess } from './top.js';
 import { namespacePaths, planFromSpec } from './plan.js';
 import { parseOciSpec, specFromOptions, type OciSpec } from './spec.js';
 import {
@@ -37,8 +40,15 @@ import { specUserns } from './userns/plan.js';
 import { reserveUserns, type UsernsRecord } from './userns/pool.js';
 import { prepareUsernsRootfs, type UsernsRootfs } from './userns/rootfs.js';
 import {
-  networkNamespace, prepareContainerNetwork, releaseContainerNetwork, type ContainerNetworking, type ContainerNetworkRecord,
+  networkNamespace, prepareContainerNetwork, releaseContainerNetwork, renameContainerNetwork, type ContainerNetworking,
+  type ContainerNetworkRecord,
 } from '../network/container-network.js';
+import { containerEvent, recordDeath } from './container-events.js';
+import { planOutputs, startOutputs, type CapturedOutput, type StartedOutputs } from './logs/capture.js';
+import { DEFAULT_LOG_CONFIG, logWriterDone, readLogs, type LogConfig, type LogEntry, type LogsOptions } from './logs/json-file.js';
+import { spawnLogMonitor } from './logs/monitor.js';
+import { hasShim, shimStart } from './shim/shim.js';
+import { events, recordEvent, type BerthEvent, type EventsOptions } from '../journal/events.js';
 
 /** How a container's process ended. */
 export interface ExitInfo {
@@ -55,6 +65,8 @@ export interface ContainerInfo {
   id: string;
   name: string;
   status: 'created' | 'running' | 'exited';
+  /** Whether it runs frozen (`pause()`): its status stays `running`, as Docker's State.Running does. */
+  paused: boolean;
   /** Host pid of the container's init while it runs. */
   pid: number | null;
   createdAt: string;
@@ -81,6 +93,8 @@ export interface ContainerInfo {
   userns: { uidMap: IdMapping[]; gidMap: IdMapping[]; auto: boolean } | null;
   /** Network mode, address on its network and published ports; null when created without the `network` option. */
   network: ContainerNetworkRecord | null;
+  /** How its output is logged (`driver: 'none'` for records made before berth logged). */
+  log: LogConfig;
   /** The OCI runtime spec the container runs with. */
   spec: OciSpec;
 }
@@ -253,8 +267,7 @@ interface Owned {
 export class Container implements AsyncDisposable {
   /** The 64-hex-character id. */
   readonly id: string;
-  /** The unique name (generated when not given). */
-  readonly name: string;
+
   /** The container's stdin when created with `stdin: 'pipe'`. */
   readonly stdin: Writable | null;
   /** The container's stdout when created with `stdout: 'pipe'` (the default). */
@@ -269,6 +282,7 @@ export class Container implements AsyncDisposable {
   #removed = false;
   #networking: ContainerNetworking | undefined;
   #networkReleased: Promise<void> | undefined;
+  #output: CapturedOutput | undefined;
 
   private constructor(
     engine: Engine,
@@ -282,7 +296,6 @@ export class Container implements AsyncDisposable {
     this.#cgroup = cgroup;
     this.#owned = owned;
     this.id = state.id;
-    this.name = state.name;
     this.stdin = streams.stdin;
     this.stdout = streams.stdout;
     this.stderr = streams.stderr;
@@ -445,9 +458,21 @@ export class Container implements AsyncDisposable {
       };
 
       const detachedDefault: StdioOption = o.detached ? 'ignore' : 'pipe';
-      const stdio = prepareStdio([o.stdin ?? 'ignore', o.stdout ?? detachedDefault, o.stderr ?? detachedDefault]);
+      const logConfig = logConfigOf(o.log);
+      state.log = logConfig;
+      const outPlan = planOutputs({ stdout: o.stdout ?? detachedDefault, stderr: o.stderr ?? detachedDefault }, o.detached ?? false, logConfig);
+      const stdio = prepareStdio([o.stdin ?? 'ignore', ...outPlan.plans]);
+      let outputs: StartedOutputs;
+      try {
+        outputs = startOutputs(engine.root.containerDir(id), id, logConfig, outPlan.roles, stdio.captured);
+      } catch (e) {
+        for (const s of [stdio.stdin, stdio.stdout, stdio.stderr]) s?.destroy();
+        for (const fd of stdio.closeAfterSpawn) safeClose(fd);
+        throw e;
+      }
       const destroyStreams = () => {
         for (const s of [stdio.stdin, stdio.stdout, stdio.stderr]) s?.destroy();
+        outputs.destroy();
       };
       const nsFds: { type: string; fd: number }[] = [];
       let spawned;
@@ -503,8 +528,13 @@ export class Container implements AsyncDisposable {
         waiters: 0,
         poller: undefined,
       };
-      const container = new Container(engine, state, cgroup, owned, stdio);
+      const container = new Container(engine, state, cgroup, owned, {
+        stdin: stdio.stdin,
+        stdout: outputs.output?.stdout ?? stdio.stdout,
+        stderr: outputs.output?.stderr ?? stdio.stderr,
+      });
       container.#networking = networking;
+      container.#output = outputs.output;
       owned.exit = container.#watchExit();
 
       if (waitForStart) {
@@ -526,7 +556,23 @@ export class Container implements AsyncDisposable {
           throw err;
         }
       }
+      if (outputs.monitorStreams.length > 0) {
+        // A detached container's output outlives this process: its log monitor takes the pipes over.
+        try {
+          spawnLogMonitor(
+            { root: engine.root.path, id, log: logConfig, streams: outputs.monitorStreams, init: state.process, owner },
+            outputs.monitorFds,
+          );
+        } finally {
+          outputs.releaseMonitorFds();
+        }
+      }
       engine.root.writeState(state);
+      containerEvent(engine.root.path, state, 'create');
+      if (state.network?.endpoint) {
+        const ep = state.network.endpoint;
+        recordEvent(engine.root.path, 'network', 'connect', ep.networkId, { name: ep.networkName, container: id, type: 'bridge' });
+      }
       return container;
     } catch (e) {
       await cleanup();
@@ -552,10 +598,26 @@ export class Container implements AsyncDisposable {
     for (const id of engine.root.listIds()) {
       const state = engine.root.readState(id);
       if (!state) continue;
-      const info = infoFromState(reconcile(state));
+      const current = reconcile(state);
+      const info = infoFromState(current, current.status === 'running' && isPaused(engine, current));
       if (options.all || info.status !== 'exited') out.push(info);
     }
     return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
+
+  /**
+   * The events of the state root (`docker events`): containers created, started, killed, dead, paused, renamed,
+   * destroyed; images pulled, tagged and removed; networks created and removed, containers connected. Any process
+   * sharing the root sees them. Without `since` only new events come; the iteration ends at `until`, when
+   * `signal` aborts, or when the loop breaks. See {@link EventsOptions} for filters.
+   */
+  static events(options: EventsOptions = {}): AsyncGenerator<BerthEvent> {
+    return events(options);
+  }
+
+  /** The unique name (generated when not given; changed by {@link Container.rename}). */
+  get name(): string {
+    return this.#state.name;
   }
 
   /** Host pid of the container's init (`null` once it exited). */
@@ -563,10 +625,18 @@ export class Container implements AsyncDisposable {
     return this.#state.status === 'exited' ? null : (this.#state.process?.pid ?? null);
   }
 
-  /** Releases the init blocked before execve: the container's program starts. */
+  /**
+   * Releases the init blocked before execve: the container's program starts. Only the creating process can do
+   * this, or any process for a container made by the `berth` command (its shim starts it when asked).
+   */
   async start(options: { signal?: AbortSignal } = {}): Promise<void> {
     const owned = this.#owned;
-    if (!owned) throw new ContainerStateError(`container ${this.name} was created by process ${this.#state.owner.pid}; only it can start it`);
+    if (!owned) {
+      // A container the berth command made is owned by its shim, which starts it when asked.
+      const dir = this.#engine.root.containerDir(this.id);
+      if (hasShim(dir)) return shimStart(dir);
+      throw new ContainerStateError(`container ${this.name} was created by process ${this.#state.owner.pid}; only it can start it`);
+    }
     if (this.#state.status === 'exited' && !this.#state.startedAt) {
       throw new ContainerStateError(`container ${this.name} exited before it was started`);
     }
@@ -615,6 +685,7 @@ export class Container implements AsyncDisposable {
     this.#state.status = this.#state.status === 'exited' ? 'exited' : 'running';
     this.#state.startedAt = new Date().toISOString();
     this.#persist();
+    containerEvent(this.#engine.root.path, this.#state, 'start');
   }
 
   /**
@@ -648,7 +719,15 @@ export class Container implements AsyncDisposable {
         closeSync(fd);
       }
     }
-    const after = this.#engine.root.readState(this.id) ?? state;
+    // The owner (a live process: the creator, or the shim of a container the berth command made) reaps the init
+    // and records how it ended; give it a moment, so that other processes learn the real exit status too.
+    let after = this.#engine.root.readState(this.id) ?? state;
+    for (let i = 0; i < 100 && after.status !== 'exited' && isAlive(after.owner); i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      const fresh = this.#engine.root.readState(this.id);
+      if (!fresh) break;
+      after = fresh;
+    }
     return { exitCode: after.exitCode ?? -1, signal: after.signal ? signalName(after.signal) : null, oomKilled: after.oomKilled ?? false };
   }
 
@@ -662,9 +741,24 @@ export class Container implements AsyncDisposable {
       throw new ContainerStateError(`container ${this.name} is not running (created): start it or remove it`);
     }
     await this.#signal(n);
+    containerEvent(this.#engine.root.path, this.#state, 'kill', { signal: String(n) });
   }
 
   async #signal(n: number): Promise<void> {
+    await this.#sendSignal(n);
+    // A frozen process keeps SIGKILL pending (cgroup v1) until thawed: kill means dead now, paused or not.
+    if (n === 9 && this.#frozen()) await this.#cgroup!.setFrozen(false).catch(() => undefined);
+  }
+
+  #frozen(): boolean {
+    try {
+      return !this.#removed && (this.#cgroup?.isFrozen() ?? false);
+    } catch {
+      return false;
+    }
+  }
+
+  async #sendSignal(n: number): Promise<void> {
     if (this.#owned) {
       if (this.#state.status === 'exited') throw new ContainerStateError(`container ${this.name} is not running`);
       native.pidfdSendSignal(this.#owned.pidfd, n);
@@ -699,15 +793,21 @@ export class Container implements AsyncDisposable {
     }
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), timeout * 1000);
+    let exit: ExitInfo;
     try {
-      return await this.wait({ signal: ac.signal });
+      exit = await this.wait({ signal: ac.signal });
     } catch (e) {
       if (!(e instanceof AbortError)) throw e;
-      await this.#signal(9).catch(() => undefined);
-      return this.wait();
+      await this.#signal(9).then(
+        () => containerEvent(this.#engine.root.path, this.#state, 'kill', { signal: '9' }),
+        () => undefined,
+      );
+      exit = await this.wait();
     } finally {
       clearTimeout(timer);
     }
+    containerEvent(this.#engine.root.path, this.#state, 'stop');
+    return exit;
   }
 
   /**
@@ -721,7 +821,10 @@ export class Container implements AsyncDisposable {
       throw new ContainerStateError(`container ${this.name} is running: stop it first or remove with { force: true }`);
     }
     if (status !== 'exited') {
-      await this.#signal(9).catch(() => undefined);
+      await this.#signal(9).then(
+        () => status === 'running' && containerEvent(this.#engine.root.path, this.#state, 'kill', { signal: '9' }),
+        () => undefined,
+      );
       await this.wait();
     }
     this.#removed = true;
@@ -733,8 +836,14 @@ export class Container implements AsyncDisposable {
       this.#owned.statusFd = this.#owned.startFd = undefined;
     }
     await this.#releaseNetwork();
+    await this.#output?.finish();
     await this.#cgroup?.destroy();
-    this.#engine.root.removeContainerDir(this.id);
+    // Another process may have renamed it: release the name it has now.
+    const current = this.#engine.root.readState(this.id);
+    if (current) this.#state.name = current.name;
+    // Its death was recorded by its owner, unless the owner is gone (then nobody else will).
+    if (current) recordDeath(this.#engine.root.path, current, { exitCode: current.exitCode, oomKilled: current.oomKilled });
+    if (this.#engine.root.removeContainerDir(this.id)) containerEvent(this.#engine.root.path, this.#state, 'destroy');
     this.#engine.root.releaseName(this.name, this.id);
   }
 
@@ -745,7 +854,86 @@ export class Container implements AsyncDisposable {
       if (!fresh) throw new ContainerNotFoundError(this.id);
       this.#state = fresh;
     }
-    return infoFromState(reconcile(this.#state));
+    const state = reconcile(this.#state);
+    return infoFromState(state, state.status === 'running' && this.#frozen());
+  }
+
+  /**
+   * The container's logged output (`docker logs`): stdout and stderr lines in the order they were read, from the
+   * json-file log in its directory, so any process sharing the state root can read them, also after the owner
+   * exited. With `follow`, new lines keep coming until the container stops (and its log writer finished).
+   * Throws `ContainerStateError` for a container created with `log: { driver: 'none' }`.
+   *
+   * ```ts
+   * for await (const { stream, log } of c.logs({ follow: true, tail: 10 })) process[stream].write(log);
+   * ```
+   */
+  logs(options: LogsOptions = {}): AsyncGenerator<LogEntry> {
+    const state = this.#owned ? this.#state : (this.#engine.root.readState(this.id) ?? this.#state);
+    const config = state.log;
+    if (!config || config.driver === 'none') {
+      throw new ContainerStateError(`container ${this.name} was created with logging off (log driver "none"): there is nothing to read`);
+    }
+    const dir = this.#engine.root.containerDir(this.id);
+    return readLogs(dir, this.id, config, options, () => {
+      const status = this.#removed ? 'exited' : this.#currentStatus();
+      return status === 'exited' && logWriterDone(dir);
+    });
+  }
+
+  /**
+   * The processes running in the container (`docker top`): every process of its cgroup, with the fields `ps -ef`
+   * shows (host pids and users). `psTable()` from this module's exports turns them into Docker's table.
+   */
+  top(): ContainerProcess[] {
+    if (this.#currentStatus() !== 'running') throw new ContainerStateError(`container ${this.name} is not running`);
+    return processTable(this.#liveCgroup().pids());
+  }
+
+  /**
+   * Freezes every process of the container (`docker pause`) with the cgroup freezer (v1 `freezer.state`, v2
+   * `cgroup.freeze`): they stop being scheduled, without being signalled, until {@link Container.unpause}.
+   */
+  async pause(): Promise<void> {
+    if (this.#currentStatus() !== 'running') throw new ContainerStateError(`container ${this.name} is not running`);
+    const cgroup = this.#liveCgroup();
+    if (cgroup.isFrozen()) throw new ContainerStateError(`container ${this.name} is already paused`);
+    await cgroup.setFrozen(true);
+    containerEvent(this.#engine.root.path, this.#state, 'pause');
+  }
+
+  /** Thaws a paused container (`docker unpause`). */
+  async unpause(): Promise<void> {
+    const cgroup = this.#liveCgroup();
+    if (this.#currentStatus() !== 'running' || !cgroup.isFrozen()) throw new ContainerStateError(`container ${this.name} is not paused`);
+    await cgroup.setFrozen(false);
+    containerEvent(this.#engine.root.path, this.#state, 'unpause');
+  }
+
+  /** Whether the container is paused (its cgroup frozen). */
+  get paused(): boolean {
+    return this.#frozen();
+  }
+
+  /**
+   * Gives the container another name (`docker rename`), in the state root and on its network (other containers'
+   * hosts files). Throws `NameConflictError` when another container has the name.
+   */
+  async rename(newName: string): Promise<void> {
+    const parsed = containerNameSchema.safeParse(newName);
+    if (!parsed.success) throw toInvalidOptions('name', parsed.error);
+    const current = this.#engine.root.readState(this.id);
+    if (!current || this.#removed) throw new ContainerNotFoundError(this.name);
+    if (current.name === newName) throw new ContainerStateError(`container ${newName} already has this name: give another one`);
+    const old = this.#engine.root.renameContainer(this.id, newName);
+    this.#state.name = newName;
+    await renameContainerNetwork(this.#engine.root.path, this.id, current.network, old, newName).catch(() => undefined);
+    containerEvent(this.#engine.root.path, this.#state, 'rename', { oldName: old });
+  }
+
+  #liveCgroup(): Cgroup {
+    if (!this.#cgroup || this.#removed) throw new ContainerStateError(`container ${this.name} has no cgroup (removed?)`);
+    return this.#cgroup;
   }
 
   /** Memory, CPU and pids usage from the container's cgroup. */
@@ -768,7 +956,15 @@ export class Container implements AsyncDisposable {
   }
 
   #persist(): void {
-    if (!this.#removed) this.#engine.root.writeState(this.#state);
+    if (this.#removed) return;
+    try {
+      this.#engine.root.writeOwnedState(this.#state);
+    } catch (e) {
+      // The names lock stayed busy (another process stuck holding it): record the state anyway, as before renames
+      // existed, rather than lose an exit status.
+      if ((e as { code?: string }).code !== 'ERR_LOCK_TIMEOUT') throw e;
+      this.#engine.root.writeState(this.#state);
+    }
   }
 
   /** Observes the init's exit on a pidfd; records it once. */
@@ -790,6 +986,7 @@ export class Container implements AsyncDisposable {
           oomKilled,
         });
         this.#persist();
+        recordDeath(this.#engine.root.path, this.#state, exit);
         // Ports close and the address is freed when the container stops (as Docker); remove() awaits it.
         void this.#releaseNetwork();
         resolve(exit);
@@ -809,7 +1006,11 @@ export class Container implements AsyncDisposable {
   #releaseNetwork(): Promise<void> {
     this.#networkReleased ??= (async () => {
       await this.#networking?.closePorts();
-      void releaseContainerNetwork(this.#engine.root.path, this.id, this.#state.network).catch(() => undefined);
+      const ep = this.#state.network?.endpoint;
+      void releaseContainerNetwork(this.#engine.root.path, this.id, this.#state.network).then(
+        () => ep && recordEvent(this.#engine.root.path, 'network', 'disconnect', ep.networkId, { name: ep.networkName, container: this.id, type: 'bridge' }),
+        () => undefined,
+      );
     })();
     return this.#networkReleased;
   }
@@ -830,6 +1031,15 @@ export class Container implements AsyncDisposable {
     this.#removed = true;
     ownedContainers.delete(this.id);
   }
+}
+
+/** The log settings from the options, with berth's defaults (see DEFAULT_LOG_CONFIG). */
+function logConfigOf(log: ValidContainerOptions['log']): LogConfig {
+  return {
+    driver: log?.driver ?? DEFAULT_LOG_CONFIG.driver,
+    maxSize: log?.maxSize ?? DEFAULT_LOG_CONFIG.maxSize,
+    maxFile: log?.maxFile ?? DEFAULT_LOG_CONFIG.maxFile,
+  };
 }
 
 /** Calls the executor; a failure of clone3 itself (before any container code ran) becomes a BerthError. */
@@ -878,12 +1088,22 @@ function reconcile(state: ContainerState): ContainerState {
   return state;
 }
 
-function infoFromState(s: ContainerState): ContainerInfo {
+/** Whether a running container's cgroup is frozen. */
+function isPaused(engine: Engine, s: ContainerState): boolean {
+  try {
+    return engine.cgroups.open(s.cgroup)?.isFrozen() ?? false;
+  } catch {
+    return false;
+  }
+}
+
+function infoFromState(s: ContainerState, paused: boolean): ContainerInfo {
   const spec = s.spec as OciSpec;
   return {
     id: s.id,
     name: s.name,
     status: s.status,
+    paused,
     pid: s.status === 'exited' ? null : (s.process?.pid ?? null),
     createdAt: s.createdAt,
     startedAt: s.startedAt ?? null,
@@ -901,6 +1121,7 @@ function infoFromState(s: ContainerState): ContainerInfo {
     cgroup: s.cgroup,
     userns: s.userns ? { uidMap: s.userns.uidMap, gidMap: s.userns.gidMap, auto: s.userns.auto } : null,
     network: s.network ?? null,
+    log: s.log ?? { driver: 'none', maxSize: 0, maxFile: 1 },
     spec,
   };
 }

@@ -10,6 +10,7 @@ import { CgroupV1Driver, detectCgroupDriver, type CgroupDriver, type V1Hierarchy
 import { isAlive, StateRoot, type ContainerState } from './state.js';
 import { defaultRoot } from './state.js';
 import { releaseContainerNetwork } from '../network/container-network.js';
+import { containerEvent, recordDeath } from './container-events.js';
 
 /** Everything a container operation needs about its state root. */
 export interface Engine {
@@ -84,6 +85,7 @@ export async function cleanupDeadOwners(engine: Engine): Promise<number> {
       // A detached container outlives its owner; only mark it exited once its process is gone.
       if (state.status !== 'exited' && state.status !== 'created' && !isAlive(state.process)) {
         engine.root.writeState({ ...state, status: 'exited', finishedAt: state.finishedAt ?? new Date().toISOString() });
+        recordDeath(engine.root.path, state, {});
         await releaseContainerNetwork(engine.root.path, state.id, state.network).catch(() => undefined);
       }
       if (state.status !== 'created' || isAlive(state.process)) continue;
@@ -111,7 +113,10 @@ export async function removeLeftovers(engine: Engine, state: ContainerState): Pr
   await releaseContainerNetwork(engine.root.path, state.id, state.network).catch(() => undefined);
   const cgroup = engine.cgroups.open(state.cgroup);
   if (cgroup) await cgroup.destroy();
+  // It died with its owner: nobody was left to record that.
+  if (state.status !== 'created') recordDeath(engine.root.path, state, { exitCode: state.exitCode, oomKilled: state.oomKilled });
   const won = engine.root.removeContainerDir(state.id);
+  if (won) containerEvent(engine.root.path, state, 'destroy');
   engine.root.releaseName(state.name, state.id);
   return won;
 }

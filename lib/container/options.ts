@@ -71,6 +71,12 @@ const tmpfsMount = z.strictObject({
 /** A mount in the options: a host directory or file bound in, or a fresh tmpfs. */
 export const mountOption = z.discriminatedUnion('type', [bindMount, tmpfsMount]);
 
+/** A container name, as Docker allows them. */
+export const containerNameSchema = z
+  .string()
+  .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must match [a-zA-Z0-9][a-zA-Z0-9_.-]*')
+  .max(128);
+
 const namespaceMode = z.union([z.enum(['private', 'host']), z.strictObject({ path: absolutePath })]);
 
 const stdioOption = z.union([z.enum(['pipe', 'inherit', 'ignore']), z.number().int().nonnegative()]);
@@ -158,11 +164,7 @@ export const containerOptionsSchema = z
     /** Extra groups (names or gids). */
     groupAdd: z.array(z.string().min(1)).optional(),
     /** Container name, unique in the state root. */
-    name: z
-      .string()
-      .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must match [a-zA-Z0-9][a-zA-Z0-9_.-]*')
-      .max(128)
-      .optional(),
+    name: containerNameSchema.optional(),
     hostname: hostnameSchema.optional(),
     domainname: hostnameSchema.optional(),
     readonlyRootfs: z.boolean().optional(),
@@ -221,6 +223,14 @@ export const containerOptionsSchema = z
     readonlyPaths: z.array(absolutePath).optional(),
     /** A user namespace: explicit uid/gid maps, or 'auto' for a private range. */
     userns: usernsOptionSchema.optional(),
+    /** How stdout/stderr are logged (Docker's --log-driver, --log-opt max-size / max-file). */
+    log: z
+      .strictObject({
+        driver: z.enum(['json-file', 'none']).optional(),
+        maxSize: byteSize.optional(),
+        maxFile: z.number().int().min(1).max(100).optional(),
+      })
+      .optional(),
     ...containerNetworkFields,
   })
   .refine((o) => !(o.privileged && o.userns !== undefined), {
@@ -444,6 +454,13 @@ export interface ContainerOptions {
   dns?: string[];
   /** Search domains for the container's resolv.conf (Docker's `--dns-search`). */
   dnsSearch?: string[];
+  /**
+   * How stdout and stderr are logged (Docker's `--log-driver` and `--log-opt`): `json-file` (default) keeps them
+   * in the container's directory for `logs()`, rotated at `maxSize` bytes (default `'20m'`, `0` unlimited) with
+   * `maxFile` files kept (default 5); `none` logs nothing. Streams connected with `'inherit'` or an fd are not
+   * logged. See docs/cli.md#logs.
+   */
+  log?: { driver?: 'json-file' | 'none'; maxSize?: ByteSize; maxFile?: number };
 }
 
 /** Options after validation (sizes are numbers). */

@@ -12,11 +12,12 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError, NameConflictError } from '../errors.js';
+import { BerthError, ContainerNotFoundError, NameConflictError } from '../errors.js';
 import { native } from '../native.js';
 import type { IdMapping } from './userns/idmap.js';
 import type { ContainerNetworkRecord } from '../network/container-network.js';
 import { stateJson } from './state-json.js';
+import type { LogConfig } from './logs/json-file.js';
 
 /** The default state root for root: `/var/lib/berth`; `BERTH_ROOT` overrides it. */
 export function defaultRoot(): string {
@@ -60,6 +61,8 @@ export interface ContainerState {
   userns?: { uidMap: IdMapping[]; gidMap: IdMapping[]; auto: boolean };
   /** Networking: mode, endpoint, published ports (lib/network/container-network.ts). */
   network?: ContainerNetworkRecord;
+  /** How its output is logged (absent in records older than logging: nothing was logged). */
+  log?: LogConfig;
   /** The OCI runtime spec the container was created from. */
   spec: unknown;
 }
@@ -220,6 +223,40 @@ export class StateRoot {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw e;
     }
+  }
+
+  /**
+   * Writes the state of a container this process owns, keeping the name recorded on disk: another process may
+   * have renamed it since the owner read it. Holds the names lock so a rename cannot slip in between.
+   */
+  writeOwnedState(state: ContainerState): void {
+    this.#withNamesLock(() => {
+      const name = this.readState(state.id)?.name;
+      if (name !== undefined) state.name = name;
+      this.writeState(state);
+    });
+  }
+
+  /**
+   * Renames a container (`docker rename`): the new name is reserved first (so two renames to one name cannot
+   * both win), the record changed under the names lock, then the old name released. Returns the old name.
+   */
+  renameContainer(id: string, newName: string): string {
+    this.reserveName(newName, id);
+    let old: string | undefined;
+    try {
+      this.#withNamesLock(() => {
+        const state = this.readState(id);
+        if (!state) throw new ContainerNotFoundError(id);
+        old = state.name;
+        this.writeState({ ...state, name: newName });
+      });
+    } catch (e) {
+      this.releaseName(newName, id);
+      throw e;
+    }
+    this.releaseName(old!, id);
+    return old!;
   }
 
   /** Reads a container's state, or undefined when it does not exist (or is half-created). */

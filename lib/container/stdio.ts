@@ -22,7 +22,12 @@ export interface PreparedStdio {
   closeAfterSpawn: number[];
   /** Closed if spawning fails: our ends of the pipes. */
   closeOnFailure: number[];
+  /** For `'capture'` outputs: the read ends of their pipes, left to the caller (logs/capture.ts). */
+  captured: { stdout?: number; stderr?: number };
 }
+
+/** A stream option, or `'capture'`: a pipe whose read end the caller takes raw (to log the output). */
+export type StdioPlan = StdioOption | 'capture';
 
 function pipeStream(fd: number, readable: boolean): Socket {
   // net.Socket drives a pipe fd through libuv without a thread per read, like child_process does.
@@ -30,7 +35,7 @@ function pipeStream(fd: number, readable: boolean): Socket {
 }
 
 /** Opens what each stream option needs. */
-export function prepareStdio(options: [StdioOption, StdioOption, StdioOption]): PreparedStdio {
+export function prepareStdio(options: [StdioPlan, StdioPlan, StdioPlan]): PreparedStdio {
   const out: PreparedStdio = {
     childFds: [-1, -1, -1],
     stdin: null,
@@ -38,6 +43,7 @@ export function prepareStdio(options: [StdioOption, StdioOption, StdioOption]): 
     stderr: null,
     closeAfterSpawn: [],
     closeOnFailure: [],
+    captured: {},
   };
   let devNull: number | undefined;
   try {
@@ -49,6 +55,12 @@ export function prepareStdio(options: [StdioOption, StdioOption, StdioOption]): 
         out.childFds[i] = devNull;
       } else if (typeof opt === 'number') {
         out.childFds[i] = opt;
+      } else if (opt === 'capture' && i > 0) {
+        const [r, w] = native.pipe();
+        out.childFds[i] = w;
+        out.closeAfterSpawn.push(w);
+        out.closeOnFailure.push(r);
+        out.captured[i === 1 ? 'stdout' : 'stderr'] = r;
       } else {
         const [r, w] = native.pipe();
         if (i === 0) {

@@ -12,6 +12,7 @@ import { formatPlatform } from './platform.js';
 import { pullImage, type PullEvent, type PullOptions } from './pull.js';
 import { parseReference } from './reference.js';
 import { ImageStore, type GcResult } from './store.js';
+import { recordEvent } from '../journal/events.js';
 
 /** No image with this reference in the store. */
 export class ImageNotFoundError extends BerthError {
@@ -133,6 +134,7 @@ export class Image {
       });
     }
     if (done) emit?.(done);
+    recordEvent(root, 'image', 'pull', image.reference, { name: image.reference });
     return image;
   }
 
@@ -244,7 +246,9 @@ export class Image {
   async tag(reference: string): Promise<void> {
     const d = this.#store.resolveTag(this.reference);
     if (!d) throw new ImageNotFoundError(this.reference);
-    await this.#store.setTag(parseReference(reference).toString(), d);
+    const name = parseReference(reference).toString();
+    await this.#store.setTag(name, d);
+    recordEvent(this.#root, 'image', 'tag', this.manifest.config.digest, { name });
   }
 
   /**
@@ -260,6 +264,8 @@ export class Image {
       }
     }
     if (!(await this.#store.removeTag(this.reference))) throw new ImageNotFoundError(this.reference);
+    recordEvent(this.#root, 'image', 'untag', this.manifest.config.digest, { name: this.reference });
+    if (others.length === 0) recordEvent(this.#root, 'image', 'delete', this.manifest.config.digest, { name: this.reference });
   }
 
   #summary(): ImageSummary {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { InvalidOptionsError } from '../errors.js';
 import { ContainerNotFoundError, ContainerStateError } from '../errors.js';
 import { isAlive, type ProcessIdentity } from '../container/state.js';
-import { attach, detach, hostsPath, type EndpointRecord } from './endpoint.js';
+import { attach, detach, hostsPath, renameEndpoint, type EndpointRecord } from './endpoint.js';
 import { hostsFile, writeNewFile } from './etc-files.js';
 import { containerResolvConf } from './host.js';
 import { networkForContainer, DEFAULT_NETWORK } from './network.js';
@@ -156,6 +156,12 @@ export async function prepareContainerNetwork(args: {
     mounts,
     closePorts: () => (closed ??= published ? published.close() : Promise.resolve()),
   };
+}
+
+/** Makes a renamed container known by its new name on its network. */
+export async function renameContainerNetwork(root: string, containerId: string, record: ContainerNetworkRecord | undefined, oldName: string, newName: string): Promise<void> {
+  if (!record?.endpoint) return;
+  await renameEndpoint(new NetworkStore(root), record.endpoint, containerId, oldName, newName);
 }
 
 /** Frees a container's address and veth and updates its network's hosts files (exit, removal, dead owner). */

@@ -119,6 +119,20 @@ async function run(fd: number, ops: NetlinkOp[], net: NetworkRecord): Promise<vo
   }
 }
 
+/**
+ * A container was renamed: its lease answers to the new name instead of the old one, and the hosts files of
+ * the network's containers say so (Docker updates its DNS the same way).
+ */
+export async function renameEndpoint(store: NetworkStore, endpoint: EndpointRecord, containerId: string, oldName: string, newName: string): Promise<void> {
+  await store.locked(() => {
+    const net = store.read(endpoint.networkId);
+    const lease = net && store.leases(net.id).find((l) => l.containerId === containerId);
+    if (!net || !lease) return;
+    store.replaceLease({ ...lease, containerName: newName, names: lease.names.map((n) => (n === oldName ? newName : n)) });
+    refreshHosts(store, net);
+  });
+}
+
 /** The next free address after the cursor, going round the block (network, gateway and broadcast excluded). */
 function allocate(store: NetworkStore, net: NetworkRecord, subnet: Cidr): number {
   const first = subnet.network + 1;

@@ -19,6 +19,7 @@ import { withFileLock } from './lock.js';
 import { installRules, natTableName, nftPath, removeRules } from './nat.js';
 import { NetworkStore, type NetworkRecord } from './store.js';
 import { reclaimStaleLeases } from './endpoint.js';
+import { recordEvent } from '../journal/events.js';
 
 /** The default network's name, as Docker's. */
 export const DEFAULT_NETWORK = 'bridge';
@@ -129,6 +130,7 @@ export class Network {
       labels: o.labels ?? {},
       isDefault: false,
     });
+    recordEvent(store.root, 'network', 'create', record.id, { name: record.name, type: 'bridge' });
     return new Network(store, record);
   }
 
@@ -167,6 +169,7 @@ export class Network {
         if (held.length) throw new NetworkInUseError(r.name, held.map((l) => l.containerName));
         await teardown(r);
         this.#store.remove(r.id);
+        recordEvent(this.#store.root, 'network', 'destroy', r.id, { name: r.name, type: 'bridge' });
       }),
     );
   }

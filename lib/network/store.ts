@@ -146,6 +146,14 @@ export class NetworkStore {
     return out;
   }
 
+  /** Rewrites an existing lease atomically (a renamed container). */
+  replaceLease(lease: Lease): void {
+    // The temp file stays outside leases/, which readers list.
+    const tmp = join(this.dir, lease.networkId, `.lease.${randomBytes(4).toString('hex')}`);
+    writeFileSync(tmp, JSON.stringify(lease), { mode: 0o600 });
+    renameSync(tmp, join(this.dir, lease.networkId, 'leases', lease.ip));
+  }
+
   /** Records a lease; false when the address is already leased. */
   addLease(lease: Lease): boolean {
     try {

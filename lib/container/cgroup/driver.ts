@@ -85,6 +85,8 @@ export interface Cgroup {
   killAll(signal: NodeJS.Signals | number): void;
   /** Freezes (true) or thaws (false) every process in the cgroup. */
   setFrozen(frozen: boolean): Promise<void>;
+  /** Whether the cgroup is frozen or being frozen (a paused container). */
+  isFrozen(): boolean;
   /**
    * Kills what is left, removes the directory (retrying while the kernel still reports it busy) and removes the
    * shared parent directory when it became empty. Idempotent; never throws for "already gone".

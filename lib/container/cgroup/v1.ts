@@ -384,6 +384,12 @@ class CgroupV1 implements Cgroup {
     writeValue(file, state);
   }
 
+  isFrozen(): boolean {
+    const file = this.file('freezer', 'freezer.state');
+    const state = file === undefined ? undefined : readOptional(file)?.trim();
+    return state === 'FROZEN' || state === 'FREEZING';
+  }
+
   async setFrozen(frozen: boolean): Promise<void> {
     const want = frozen ? 'FROZEN' : 'THAWED';
     this.writeFreezerState(want, { ifPresent: false });

@@ -306,6 +306,11 @@ class CgroupV2 implements Cgroup {
     signalUntilQuiet(() => readProcsRecursive(this.dir), signal);
   }
 
+  isFrozen(): boolean {
+    // The requested state: cgroup.events says "frozen 1" only once every task stopped.
+    return readOptional(this.file('cgroup.freeze'))?.trim() === '1';
+  }
+
   async setFrozen(frozen: boolean): Promise<void> {
     if (!fs.existsSync(this.file('cgroup.freeze'))) {
       throw new UnsupportedError(`cgroup: ${this.dir} has no cgroup.freeze (the v2 freezer needs Linux 5.2+)`);

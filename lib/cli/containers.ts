@@ -1,0 +1,365 @@
+/**
+ * Container commands: run, create, start, stop, kill, restart, rm, ps, logs, top, pause, unpause, rename.
+ * @module
+ */
+import { join } from 'node:path';
+import { Container } from '../container/container.js';
+import { ContainerStartError, ContainerStateError } from '../errors.js';
+import { launchShim, shimAttach } from '../container/shim/shim.js';
+import { psTable } from '../container/top.js';
+import { Flags, UsageError, type FlagSpec } from './args.js';
+import type { Command, Context } from './command.js';
+import { eachArg, ensureImage, printError } from './common.js';
+import { CONTAINER_FLAGS, containerOptionsFromFlags } from './container-flags.js';
+import { alignTable, formatRows } from './format.js';
+import { psRow, PS_TABLE } from './views.js';
+
+/** Signals `berth run` passes on to the container (docker's sig-proxy: all but those about the CLI itself). */
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+async function get(ctx: Context, idOrName: string): Promise<Container> {
+  return Container.get(idOrName, { root: ctx.config().root });
+}
+
+/** Passes signals this process receives to the container until the returned function is called. */
+function forwardSignals(ctx: Context, id: string): () => void {
+  const handlers = FORWARDED.map((sig) => {
+    const h = () => {
+      void get(ctx, id).then((c) => c.kill(sig)).catch(() => undefined);
+    };
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  return () => {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  };
+}
+
+/**
+ * Attaches to a container through its shim and (with `start`) starts it: its output goes to this process's
+ * stdout/stderr, signals go to it, and the result is docker's exit status — the container's exit code, or 126
+ * / 127 when its program could not be executed.
+ */
+async function attachAndWait(ctx: Context, id: string, start: boolean, label: string, proxySignals = true): Promise<number> {
+  const dir = join(ctx.config().root, 'containers', id);
+  const stopForwarding = proxySignals ? forwardSignals(ctx, id) : () => undefined;
+  try {
+    const outcome = await shimAttach(dir, { start, stdout: ctx.stdout, stderr: ctx.stderr });
+    if (outcome.startError) {
+      ctx.stderr.write(`${label}: ${outcome.startError.message}.\n`);
+      return outcome.startError instanceof ContainerStartError ? outcome.startError.exitStatus : 125;
+    }
+    if (!outcome.exit) {
+      ctx.stderr.write(`${label}: lost the connection to the container's shim; it may still be running (berth ps)\n`);
+      return 125;
+    }
+    return outcome.exit.exitCode;
+  } finally {
+    stopForwarding();
+  }
+}
+
+/** `run` and `create`: flags to options, the image, then a shim that owns the container. */
+async function createContainer(ctx: Context, f: Flags, args: string[], mode: 'create' | 'run' | 'detach'): Promise<number> {
+  const label = 'berth';
+  const command = mode === 'create' ? 'berth create' : 'berth run';
+  const plan = containerOptionsFromFlags(f, args, ctx.config(), ctx.env, command);
+  try {
+    const image = await ensureImage(ctx, plan.image, plan.pull, plan.platform);
+    const options = { ...plan.options, image: image.reference, pull: 'never' as const };
+    if (plan.publishAll) {
+      const exposed = Object.keys(image.config.config?.ExposedPorts ?? {});
+      const published = exposed.map((p) => {
+        const [port, proto = 'tcp'] = p.split('/');
+        return { container: Number(port), protocol: proto as 'tcp' | 'udp' };
+      });
+      options.ports = [...(options.ports ?? []), ...published];
+    }
+    const launched = await launchShim({ root: ctx.config().root, options, start: mode === 'detach', autoRemove: plan.autoRemove });
+    if (mode === 'create') {
+      ctx.stdout.write(`${launched.id}\n`);
+      return 0;
+    }
+    if (mode === 'detach') {
+      if (launched.startError) {
+        ctx.stderr.write(`${label}: ${launched.startError.message}.\n`);
+        return launched.startError instanceof ContainerStartError ? launched.startError.exitStatus : 125;
+      }
+      ctx.stdout.write(`${launched.id}\n`);
+      return 0;
+    }
+    return await attachAndWait(ctx, launched.id, true, label, !f.has('sig-proxy') || f.bool('sig-proxy'));
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    ctx.stderr.write(`${label}: ${(e as Error).message}.\nSee '${command} --help'.\n`);
+    return e instanceof ContainerStartError ? e.exitStatus : 125;
+  }
+}
+
+const RUN_ONLY: FlagSpec[] = [
+  { long: 'detach', short: 'd', type: 'bool', help: 'Run container in background and print container ID' },
+  { long: 'sig-proxy', type: 'bool', help: 'Proxy received signals to the process', defaultText: 'true' },
+];
+
+const run: Command = {
+  name: 'run',
+  usage: '[OPTIONS] IMAGE [COMMAND] [ARG...]',
+  summary: 'Create and run a new container from an image',
+  flags: [...RUN_ONLY, ...CONTAINER_FLAGS],
+  interspersed: false,
+  args: { min: 1 },
+  run: (ctx, f, args) => createContainer(ctx, f, args, f.bool('detach') ? 'detach' : 'run'),
+};
+
+const create: Command = {
+  name: 'create',
+  usage: '[OPTIONS] IMAGE [COMMAND] [ARG...]',
+  summary: 'Create a new container',
+  flags: CONTAINER_FLAGS,
+  interspersed: false,
+  args: { min: 1 },
+  run: (ctx, f, args) => createContainer(ctx, f, args, 'create'),
+};
+
+/** Starts a created container (through its shim); a running one is left alone, as docker does. */
+async function startOne(ctx: Context, arg: string): Promise<void> {
+  const c = await get(ctx, arg);
+  const info = await c.inspect();
+  if (info.status === 'running') return;
+  if (info.status === 'exited') {
+    throw new ContainerStateError(`container ${c.name} has exited: berth cannot start a container's process again yet; remove it (berth rm) and run a new one`);
+  }
+  await c.start();
+}
+
+const start: Command = {
+  name: 'start',
+  usage: '[OPTIONS] CONTAINER [CONTAINER...]',
+  summary: 'Start one or more stopped containers',
+  flags: [{ long: 'attach', short: 'a', type: 'bool', help: 'Attach STDOUT/STDERR and forward signals' }],
+  args: { min: 1 },
+  async run(ctx, f, args) {
+    if (!f.bool('attach')) return eachArg(ctx, args, (a) => startOne(ctx, a));
+    if (args.length > 1) throw new UsageError('berth start', 'you cannot start and attach multiple containers at once');
+    let c: Container;
+    try {
+      c = await get(ctx, args[0]!);
+      const info = await c.inspect();
+      if (info.status === 'exited') await startOne(ctx, args[0]!);
+    } catch (e) {
+      printError(ctx, e);
+      return 1;
+    }
+    return attachAndWait(ctx, c.id, (await c.inspect()).status === 'created', 'Error');
+  },
+};
+
+const stop: Command = {
+  name: 'stop',
+  usage: '[OPTIONS] CONTAINER [CONTAINER...]',
+  summary: 'Stop one or more running containers',
+  flags: [
+    { long: 'time', short: 't', type: 'string', help: 'Seconds to wait before killing the container', valueName: 'int' },
+    { long: 'timeout', type: 'string', help: 'Alias of --time', valueName: 'int' },
+    { long: 'signal', short: 's', type: 'string', help: 'Signal to send to the container' },
+  ],
+  args: { min: 1 },
+  run(ctx, f, args) {
+    const timeout = f.int('time') ?? f.int('timeout');
+    const signal = f.string('signal');
+    return eachArg(ctx, args, async (a) => {
+      await (await get(ctx, a)).stop({ ...(timeout !== undefined ? { timeout } : {}), ...(signal ? { signal: signal as NodeJS.Signals } : {}) });
+    });
+  },
+};
+
+const kill: Command = {
+  name: 'kill',
+  usage: '[OPTIONS] CONTAINER [CONTAINER...]',
+  summary: 'Kill one or more running containers',
+  flags: [{ long: 'signal', short: 's', type: 'string', help: 'Signal to send to the container', defaultText: '"KILL"' }],
+  args: { min: 1 },
+  run(ctx, f, args) {
+    const signal = f.string('signal') ?? 'KILL';
+    const sig = /^\d+$/.test(signal) ? Number(signal) : (signal as NodeJS.Signals);
+    return eachArg(ctx, args, async (a) => {
+      await (await get(ctx, a)).kill(sig);
+    });
+  },
+};
+
+const restart: Command = {
+  name: 'restart',
+  usage: '[OPTIONS] CONTAINER [CONTAINER...]',
+  summary: 'Restart one or more containers (not supported yet: berth cannot run a container\'s process again)',
+  flags: [
+    { long: 'time', short: 't', type: 'string', help: 'Seconds to wait before killing the container', valueName: 'int' },
+    { long: 'signal', short: 's', type: 'string', help: 'Signal to send to the container' },
+  ],
+  args: { min: 1 },
+  run(ctx, _f, args) {
+    // Refused before anything is stopped: stopping and then failing to start would be worse than doing nothing.
+    return eachArg(ctx, args, async (a) => {
+      const c = await get(ctx, a);
+      throw new ContainerStateError(`cannot restart ${c.name}: berth cannot start a container's process again yet; stop it, remove it and run a new one`);
+    });
+  },
+};
+
+const rm: Command = {
+  name: 'rm',
+  usage: '[OPTIONS] CONTAINER [CONTAINER...]',
+  summary: 'Remove one or more containers',
+  flags: [
+    { long: 'force', short: 'f', type: 'bool', help: 'Force the removal of a running container (uses SIGKILL)' },
+    { long: 'volumes', short: 'v', type: 'bool', help: 'Remove anonymous volumes associated with the container (there are none in berth yet)' },
+  ],
+  args: { min: 1 },
+  run(ctx, f, args) {
+    return eachArg(ctx, args, async (a) => {
+      const c = await get(ctx, a);
+      if (!f.bool('force') && (await c.inspect()).status === 'running') {
+        throw new ContainerStateError(`cannot remove container "${a}": container is running: stop the container before removing or force remove`);
+      }
+      await c.remove({ force: f.bool('force') });
+    });
+  },
+};
+
+/** `ps --filter` keys berth understands. */
+function psFilter(filters: string[]): (c: Awaited<ReturnType<typeof Container.list>>[number]) => boolean {
+  const by = new Map<string, string[]>();
+  for (const f of filters) {
+    const eq = f.indexOf('=');
+    if (eq < 0) throw new UsageError('berth ps', `bad format of filter (expected name=value): ${f}`);
+    const key = f.slice(0, eq);
+    if (!['id', 'name', 'status', 'label', 'ancestor', 'network'].includes(key)) throw new UsageError('berth ps', `invalid filter '${key}'`);
+    by.set(key, [...(by.get(key) ?? []), f.slice(eq + 1)]);
+  }
+  const any = (key: string, test: (v: string) => boolean) => !by.has(key) || by.get(key)!.some(test);
+  return (c) =>
+    any('id', (v) => c.id.startsWith(v)) &&
+    any('name', (v) => c.name.includes(v)) &&
+    any('status', (v) => (c.paused ? 'paused' : c.status) === v) &&
+    any('label', (v) => {
+      const eq = v.indexOf('=');
+      return eq < 0 ? v in c.labels : c.labels[v.slice(0, eq)] === v.slice(eq + 1);
+    }) &&
+    any('ancestor', (v) => c.image !== null && (c.image === v || c.image.endsWith(`/${v}`) || c.image.endsWith(`/${v}:latest`) || c.image.endsWith(`/library/${v}:latest`))) &&
+    any('network', (v) => c.network?.endpoint?.networkName === v || c.network?.mode === v);
+}
+
+const ps: Command = {
+  name: 'ps',
+  usage: '[OPTIONS]',
+  summary: 'List containers',
+  flags: [
+    { long: 'all', short: 'a', type: 'bool', help: 'Show all containers (default shows just running)' },
+    { long: 'quiet', short: 'q', type: 'bool', help: 'Only display container IDs' },
+    { long: 'format', type: 'string', help: 'Format output using a custom template (table, table TEMPLATE, json, TEMPLATE)' },
+    { long: 'no-trunc', type: 'bool', help: 'Don\'t truncate output' },
+    { long: 'filter', short: 'f', type: 'list', help: 'Filter output based on conditions provided (id, name, status, label, ancestor, network)', valueName: 'filter' },
+    { long: 'last', short: 'n', type: 'string', help: 'Show n last created containers (includes all states)', valueName: 'int' },
+    { long: 'latest', short: 'l', type: 'bool', help: 'Show the latest created container (includes all states)' },
+    { long: 'size', short: 's', type: 'bool', help: 'Display total file sizes (always 0B in berth so far)' },
+  ],
+  args: { max: 0 },
+  async run(ctx, f) {
+    const last = f.bool('latest') ? 1 : f.int('last');
+    const all = f.bool('all') || last !== undefined || f.list('filter').some((x) => x.startsWith('status='));
+    let list = (await Container.list({ root: ctx.config().root, all })).filter(psFilter(f.list('filter')));
+    if (last !== undefined && last >= 0) list = list.slice(0, last);
+    const full = f.bool('no-trunc');
+    if (f.bool('quiet')) {
+      for (const c of list) ctx.stdout.write(`${full ? c.id : c.id.slice(0, 12)}\n`);
+      return 0;
+    }
+    ctx.stdout.write(formatRows(list.map((c) => psRow(c, full)), f.string('format'), 'berth ps', PS_TABLE));
+    return 0;
+  },
+};
+
+const logs: Command = {
+  name: 'logs',
+  usage: '[OPTIONS] CONTAINER',
+  summary: 'Fetch the logs of a container',
+  flags: [
+    { long: 'follow', short: 'f', type: 'bool', help: 'Follow log output' },
+    { long: 'tail', short: 'n', type: 'string', help: 'Number of lines to show from the end of the logs', defaultText: '"all"' },
+    { long: 'timestamps', short: 't', type: 'bool', help: 'Show timestamps' },
+    { long: 'since', type: 'string', help: 'Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)' },
+    { long: 'until', type: 'string', help: 'Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)' },
+    { long: 'details', type: 'bool', help: 'Show extra details provided to logs (berth records none)' },
+  ],
+  args: { min: 1, max: 1 },
+  async run(ctx, f, args) {
+    const tailText = f.string('tail') ?? 'all';
+    if (tailText !== 'all' && !/^-?\d+$/.test(tailText)) throw new UsageError('berth logs', `invalid value for "tail": "${tailText}"`);
+    const c = await get(ctx, args[0]!);
+    const since = f.string('since');
+    const until = f.string('until');
+    for await (const e of c.logs({
+      follow: f.bool('follow'),
+      tail: tailText === 'all' ? 'all' : Number(tailText),
+      timestamps: f.bool('timestamps'),
+      ...(since !== undefined ? { since } : {}),
+      ...(until !== undefined ? { until } : {}),
+    })) {
+      const out = e.stream === 'stdout' ? ctx.stdout : ctx.stderr;
+      if (!out.write(e.log)) await new Promise((r) => out.once('drain', r));
+    }
+    return 0;
+  },
+};
+
+const top: Command = {
+  name: 'top',
+  usage: 'CONTAINER',
+  summary: 'Display the running processes of a container',
+  args: { min: 1, max: 1 },
+  async run(ctx, _f, args) {
+    const c = await get(ctx, args[0]!);
+    const t = psTable(c.top());
+    ctx.stdout.write(alignTable([t.titles.join('\t'), ...t.processes.map((p) => p.join('\t'))]));
+    return 0;
+  },
+};
+
+const pause: Command = {
+  name: 'pause',
+  usage: 'CONTAINER [CONTAINER...]',
+  summary: 'Pause all processes within one or more containers',
+  args: { min: 1 },
+  run: (ctx, _f, args) => eachArg(ctx, args, async (a) => (await get(ctx, a)).pause()),
+};
+
+const unpause: Command = {
+  name: 'unpause',
+  usage: 'CONTAINER [CONTAINER...]',
+  summary: 'Unpause all processes within one or more containers',
+  args: { min: 1 },
+  run: (ctx, _f, args) => eachArg(ctx, args, async (a) => (await get(ctx, a)).unpause()),
+};
+
+const rename: Command = {
+  name: 'rename',
+  usage: 'CONTAINER NEW_NAME',
+  summary: 'Rename a container',
+  args: { min: 2, max: 2 },
+  async run(ctx, _f, args) {
+    await (await get(ctx, args[0]!)).rename(args[1]!);
+    return 0;
+  },
+};
+
+/** The container commands, in the order `berth --help` lists them. */
+export const containerCommands: Command[] = [run, create, start, stop, kill, restart, rm, ps, logs, top, pause, unpause, rename];
+
+/** `container` management group (docker container ls, docker container rm, ...). */
+export const containerGroup: Command = {
+  name: 'container',
+  usage: 'COMMAND',
+  summary: 'Manage containers',
+  subcommands: containerCommands.map((c) =>
+    c === ps ? { ...ps, name: 'ls', aliases: ['ps', 'list'] } : c === rm ? { ...rm, aliases: ['remove'] } : c),
+};

@@ -1,0 +1,118 @@
+/**
+ * `berth network ls | create | rm | inspect`.
+ * @module
+ */
+import { Network } from '../network/network.js';
+import { UsageError } from './args.js';
+import type { Command } from './command.js';
+import { eachArg, printJson } from './common.js';
+import { formatRows, parseTemplate } from './format.js';
+import { inspectNetwork, networkRow, NETWORKS_TABLE } from './views.js';
+
+const ls: Command = {
+  name: 'ls',
+  aliases: ['list'],
+  usage: '[OPTIONS]',
+  summary: 'List networks',
+  flags: [
+    { long: 'quiet', short: 'q', type: 'bool', help: 'Only display network IDs' },
+    { long: 'format', type: 'string', help: 'Format output using a custom template (table, table TEMPLATE, json, TEMPLATE)' },
+    { long: 'no-trunc', type: 'bool', help: 'Do not truncate the output' },
+  ],
+  args: { max: 0 },
+  async run(ctx, f) {
+    const list = await Network.list({ root: ctx.config().root });
+    const full = f.bool('no-trunc');
+    if (f.bool('quiet')) {
+      for (const n of list) ctx.stdout.write(`${full ? n.id : n.id.slice(0, 12)}\n`);
+      return 0;
+    }
+    ctx.stdout.write(formatRows(list.map((n) => networkRow(n, full)), f.string('format'), 'berth network ls', NETWORKS_TABLE));
+    return 0;
+  },
+};
+
+const create: Command = {
+  name: 'create',
+  usage: '[OPTIONS] NETWORK',
+  summary: 'Create a network',
+  flags: [
+    { long: 'driver', short: 'd', type: 'string', help: 'Driver to manage the Network (bridge only)', defaultText: '"bridge"' },
+    { long: 'subnet', type: 'string', help: 'Subnet in CIDR format that represents a network segment' },
+    { long: 'gateway', type: 'string', help: 'IPv4 Gateway for the master subnet' },
+    { long: 'internal', type: 'bool', help: 'Restrict external access to the network' },
+    { long: 'label', type: 'list', help: 'Set metadata on a network', valueName: 'list' },
+    { long: 'opt', short: 'o', type: 'list', help: 'Set driver specific options (com.docker.network.driver.mtu=1400)', valueName: 'map' },
+  ],
+  args: { min: 1, max: 1 },
+  async run(ctx, f, args) {
+    const driver = f.string('driver') ?? 'bridge';
+    if (driver !== 'bridge') throw new UsageError('berth network create', `network driver "${driver}" is not supported (bridge only)`);
+    let mtu: number | undefined;
+    for (const o of f.list('opt')) {
+      const [k, v = ''] = o.split(/=(.*)/s, 2) as [string, string?];
+      if (k === 'com.docker.network.driver.mtu' || k === 'mtu') mtu = Number(v);
+      else throw new UsageError('berth network create', `unknown driver option "${k}" (com.docker.network.driver.mtu)`);
+    }
+    const labels = Object.fromEntries(f.list('label').map((l) => {
+      const eq = l.indexOf('=');
+      return eq < 0 ? [l, ''] : [l.slice(0, eq), l.slice(eq + 1)];
+    }));
+    const subnet = f.string('subnet');
+    const gateway = f.string('gateway');
+    const net = await Network.create({
+      root: ctx.config().root,
+      name: args[0]!,
+      ...(subnet ? { subnet } : {}),
+      ...(gateway ? { gateway } : {}),
+      ...(f.bool('internal') ? { internal: true } : {}),
+      ...(mtu !== undefined ? { mtu } : {}),
+      ...(Object.keys(labels).length ? { labels } : {}),
+    });
+    ctx.stdout.write(`${net.id}\n`);
+    return 0;
+  },
+};
+
+const rm: Command = {
+  name: 'rm',
+  aliases: ['remove'],
+  usage: 'NETWORK [NETWORK...]',
+  summary: 'Remove one or more networks',
+  args: { min: 1 },
+  run: (ctx, _f, args) => eachArg(ctx, args, async (a) => (await Network.get(a, { root: ctx.config().root })).remove()),
+};
+
+const inspect: Command = {
+  name: 'inspect',
+  usage: '[OPTIONS] NETWORK [NETWORK...]',
+  summary: 'Display detailed information on one or more networks',
+  flags: [{ long: 'format', short: 'f', type: 'string', help: 'Format output using a custom template' }],
+  args: { min: 1 },
+  async run(ctx, f, args) {
+    const found: unknown[] = [];
+    let status = 0;
+    for (const a of args) {
+      try {
+        found.push(inspectNetwork(await (await Network.get(a, { root: ctx.config().root })).inspect()));
+      } catch (e) {
+        ctx.stderr.write(`Error: ${(e as Error).message}\n`);
+        status = 1;
+      }
+    }
+    const format = f.string('format');
+    if (format) {
+      const t = parseTemplate(format, 'berth network inspect');
+      for (const x of found) ctx.stdout.write(`${t.render(x)}\n`);
+    } else printJson(ctx.stdout, found);
+    return status;
+  },
+};
+
+/** `network` management group. */
+export const networkGroup: Command = {
+  name: 'network',
+  usage: 'COMMAND',
+  summary: 'Manage networks (connect and disconnect are not supported yet)',
+  subcommands: [ls, create, rm, inspect],
+};

@@ -1,0 +1,114 @@
+// The CLI's pieces on their own: flag parsing as pflag does it, the --format template subset, docker's flag
+// syntaxes (-p, -v, --tmpfs, --mount), and docker's human-readable text.
+import { describe, expect, it } from 'vitest';
+import { parseArgs, UsageError, type FlagSpec } from '../lib/cli/args.js';
+import { parseMount, parsePublish, parseTmpfs, parseVolume } from '../lib/cli/container-flags.js';
+import { alignTable, formatRows, parseTemplate } from '../lib/cli/format.js';
+import { commandText, humanDuration, humanSize, statusText } from '../lib/cli/human.js';
+import { progressBar, PullProgress } from '../lib/cli/progress.js';
+
+const flags: FlagSpec[] = [
+  { long: 'detach', short: 'd', type: 'bool', help: '' },
+  { long: 'interactive', short: 'i', type: 'bool', help: '' },
+  { long: 'env', short: 'e', type: 'list', help: '' },
+  { long: 'publish', short: 'p', type: 'list', help: '' },
+  { long: 'name', type: 'string', help: '' },
+];
+
+describe('flags', () => {
+  it('parses docker\'s forms: grouped shorts, attached values, =, repeated lists, --', () => {
+    const r = parseArgs(['-di', '-p8080:80', '-e=A=1', '--env', 'B=2', '--name=web', '--detach=false', 'img', 'x'], flags, 'berth run');
+    expect(Object.fromEntries(r.flags)).toEqual({ detach: false, interactive: true, publish: ['8080:80'], env: ['A=1', 'B=2'], name: 'web' });
+    expect(r.args).toEqual(['img', 'x']);
+    expect(parseArgs(['--', '-d'], flags, 'x').args).toEqual(['-d']);
+  });
+
+  it('stops at the first argument when flags may not follow (run): the program\'s flags stay its own', () => {
+    expect(parseArgs(['-d', 'busybox', 'ls', '-d', '--name', 'x'], flags, 'berth run', false).args).toEqual(['busybox', 'ls', '-d', '--name', 'x']);
+    expect(parseArgs(['a', '-d'], flags, 'berth rm').flags.get('detach')).toBe(true);
+  });
+
+  it('reports unknown flags and missing values as pflag words them', () => {
+    expect(() => parseArgs(['--nope'], flags, 'c')).toThrow(new UsageError('c', 'unknown flag: --nope'));
+    expect(() => parseArgs(['-x'], flags, 'c')).toThrow("unknown shorthand flag: 'x' in -x");
+    expect(() => parseArgs(['--name'], flags, 'c')).toThrow('flag needs an argument: --name');
+    expect(() => parseArgs(['-e'], flags, 'c')).toThrow("flag needs an argument: 'e' in -e");
+    expect(() => parseArgs(['--detach=maybe'], flags, 'c')).toThrow('invalid argument "maybe" for "--detach" flag');
+    expect(parseArgs(['--help'], flags, 'c').help).toBe(true);
+  });
+});
+
+describe('--format', () => {
+  const row = { ID: 'abc', Names: 'web', Labels: { team: 'a' }, Args: ['x', 'y'], Config: { Env: ['A=1'] }, N: 3 };
+  it('renders fields, functions, pipes and trimming', () => {
+    const t = (s: string) => parseTemplate(s, 'c').render(row);
+    expect(t('{{.ID}}:{{.Names}}')).toBe('abc:web');
+    expect(t('{{json .Config}}')).toBe('{"Env":["A=1"]}');
+    expect(t('{{index .Labels "team"}} {{.Labels.team}} {{.Labels.none}}')).toBe('a a <no value>');
+    expect(t('{{join .Args ","}} {{len .Args}} {{upper .Names}} {{.Names | upper}} {{truncate .ID 2}}')).toBe('x,y 2 WEB WEB ab');
+    expect(t('{{.Args}} {{.Labels}} {{.N}}')).toBe('[x y] map[team:a] 3');
+    expect(t('a {{- .ID -}} b')).toBe('aabcb');
+    expect(t('{{json .}}')).toBe(JSON.stringify(row));
+  });
+
+  it('refuses what it does not implement, and missing fields', () => {
+    expect(() => parseTemplate('{{range .Args}}{{.}}{{end}}', 'c').render(row)).toThrow(/"range" is not supported/);
+    expect(() => parseTemplate('{{.Nope}}', 'c').render(row)).toThrow(/can't evaluate field Nope/);
+    expect(() => parseTemplate('{{.ID', 'c')).toThrow(/template parsing error/);
+  });
+
+  it('aligns tables as docker\'s tabwriter does and names the columns', () => {
+    const out = formatRows([{ ID: 'abc', Names: 'a-long-name' }, { ID: 'defghijklmnop', Names: 'b' }], 'table {{.ID}}\t{{.Names}}', 'c', { table: '', headers: { ID: 'CONTAINER ID', Names: 'NAMES' } });
+    expect(out).toBe('CONTAINER ID    NAMES\nabc             a-long-name\ndefghijklmnop   b\n');
+    expect(alignTable(['a\tb'])).toBe('a         b\n');
+  });
+});
+
+describe('docker flag syntaxes', () => {
+  it('-p', () => {
+    expect(parsePublish('80', 'c')).toEqual({ container: 80, protocol: 'tcp' });
+    expect(parsePublish('8080:80/udp', 'c')).toEqual({ container: 80, host: 8080, protocol: 'udp' });
+    expect(parsePublish('127.0.0.1::80', 'c')).toEqual({ container: 80, hostIp: '127.0.0.1', protocol: 'tcp' });
+    expect(parsePublish('127.0.0.1:9000:80', 'c')).toEqual({ container: 80, host: 9000, hostIp: '127.0.0.1', protocol: 'tcp' });
+    expect(() => parsePublish('8000-8010:80', 'c')).toThrow(/ranges are not supported/);
+    expect(() => parsePublish('80/sctp', 'c')).toThrow(/tcp or udp/);
+  });
+
+  it('-v, --tmpfs, --mount', () => {
+    expect(parseVolume('/a:/b:ro,rshared', 'c')).toEqual({ type: 'bind', source: '/a', target: '/b', readonly: true, propagation: 'rshared' });
+    expect(() => parseVolume('vol:/b', 'c')).toThrow(/named volumes/);
+    expect(() => parseVolume('/b', 'c')).toThrow(/anonymous volumes/);
+    expect(parseTmpfs('/t:size=64m,mode=1770,noexec', 'c')).toEqual({ type: 'tmpfs', target: '/t', size: '64m', mode: 0o1770, options: ['noexec'] });
+    expect(parseMount('type=tmpfs,destination=/t,tmpfs-size=1024,tmpfs-mode=700', 'c')).toEqual({ type: 'tmpfs', target: '/t', size: 1024, mode: 0o700 });
+    expect(parseMount('type=bind,src=/tmp,dst=/x,ro=true', 'c')).toEqual({ type: 'bind', source: '/tmp', target: '/x', readonly: true });
+    expect(() => parseMount('type=volume,target=/x', 'c')).toThrow(/not supported yet/);
+  });
+});
+
+describe('docker\'s text', () => {
+  it('sizes, durations, status and command columns', () => {
+    expect([0, 999, 1000, 4260, 1_234_567, 2e9].map(humanSize)).toEqual(['0B', '999B', '1kB', '4.26kB', '1.235MB', '2GB']);
+    expect([500, 1000, 5000, 60_000, 120_000, 3_600_000, 5 * 3_600_000, 3 * 86_400_000].map(humanDuration))
+      .toEqual(['Less than a second', '1 second', '5 seconds', 'About a minute', '2 minutes', 'About an hour', '5 hours', '3 days']);
+    const now = Date.parse('2024-01-01T00:01:00Z');
+    expect(statusText({ status: 'running', paused: true, startedAt: '2024-01-01T00:00:30Z', finishedAt: null, exitCode: null }, now)).toBe('Up 30 seconds (Paused)');
+    expect(statusText({ status: 'exited', paused: false, startedAt: null, finishedAt: '2024-01-01T00:00:55Z', exitCode: 3 }, now)).toBe('Exited (3) 5 seconds ago');
+    expect(commandText(['sh', '-c', 'while true; do sleep 1; done'], false)).toBe('"sh -c while true; d…"');
+  });
+
+  it('progress bars and plain pull lines', () => {
+    expect(progressBar(0, 100)).toBe(`[${' '.repeat(50)}]       0B/100B`);
+    expect(progressBar(50, 100)).toBe(`[${'='.repeat(24)}>${' '.repeat(25)}]      50B/100B`);
+    expect(progressBar(100, 100)).toBe(`[${'='.repeat(50)}]     100B/100B`);
+    const out: string[] = [];
+    const p = new PullProgress({ write: (s: string) => out.push(s) } as never, false);
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    p.event({ type: 'resolved', reference: 'r', digest, platform: 'linux/amd64', layers: [{ digest, size: 10 }] });
+    p.event({ type: 'blob', digest, kind: 'layer', status: 'downloading', current: 5, total: 10 });
+    p.event({ type: 'extract', digest, status: 'done', current: 10, total: 10 });
+    p.event({ type: 'blob', digest, kind: 'layer', status: 'done', current: 10, total: 10 });
+    // Off a terminal no bars; "Pull complete" waits for the download even when unpacking finished first.
+    expect(out.join('')).toBe(['Pulling fs layer', 'Verifying Checksum', 'Download complete', 'Pull complete'].map((s) => `abababababab: ${s}\n`).join(''));
+    expect(p.downloaded).toBe(true);
+  });
+});
