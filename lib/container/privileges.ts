@@ -10,18 +10,10 @@ import { InvalidOptionsError } from '../errors.js';
 import { CAPABILITY_NAMES, lastCapability, type CapabilityName } from './capabilities.js';
 import { DEFAULT_DEV_SYMLINKS, type OciDevice } from './defaults.js';
 import type { OciSpec } from './spec.js';
+import type { DeviceRule } from './cgroup/devices.js';
 
 /** A host device passed into the container: `'/dev/fuse'`, `'/dev/sdb:/dev/xvdb'`, `'/dev/sdb:/dev/xvdb:r'`. */
 export type DeviceOption = string | { path: string; containerPath?: string; permissions?: string };
-
-/** A device cgroup rule in OCI form. */
-export type DeviceRule = {
-  allow: boolean;
-  type?: 'a' | 'c' | 'b';
-  major?: number | null;
-  minor?: number | null;
-  access?: string;
-};
 
 let hostCapsCache: CapabilityName[] | undefined;
 

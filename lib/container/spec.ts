@@ -311,10 +311,13 @@ function applyPrivilegeOptions(spec: OciSpec, o: ValidContainerOptions): void {
     const { devices, rules } = deviceMappings(o.devices);
     const paths = new Set(devices.map((d) => d.path));
     linux.devices = [...(linux.devices ?? []).filter((d) => !paths.has(d.path)), ...devices.map((d) => ({ ...d }))];
-    linux.resources = { ...linux.resources, devices: [...(linux.resources?.devices ?? []), ...rules] };
+    linux.resources = { ...linux.resources, devices: [...(linux.resources?.devices ?? []), ...rules.map((r) => ({ ...r }))] };
   }
   if (o.deviceCgroupRules?.length) {
-    linux.resources = { ...linux.resources, devices: [...(linux.resources?.devices ?? []), ...parseDeviceCgroupRules(o.deviceCgroupRules)] };
+    linux.resources = {
+      ...linux.resources,
+      devices: [...(linux.resources?.devices ?? []), ...parseDeviceCgroupRules(o.deviceCgroupRules).map((r) => ({ ...r }))],
+    };
   }
   if (o.maskedPaths) linux.maskedPaths = [...o.maskedPaths];
   if (o.readonlyPaths) linux.readonlyPaths = [...o.readonlyPaths];
