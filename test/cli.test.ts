@@ -481,6 +481,9 @@ describe('berth exec', () => {
       expect(r.stdout).toBe('1000\n/bin\nhi\nsleep 1000\n');
       expect(r.code).toBe(4);
       expect((await cli(['exec', 'exec-web', 'nosuch'], env)).code).toBe(127);
+      const user = await cli(['exec', '-u', 'nobody', 'exec-web', 'true'], env);
+      expect(user.code).toBe(126);
+      expect(user.stderr).toMatch(/unable to find user nobody/);
       const it = await cli(['exec', '-it', 'exec-web', 'sh'], env);
       expect(it.code).toBe(125);
       expect(it.stderr).toMatch(/not supported by berth yet/);

@@ -150,6 +150,9 @@ describe('Container.exec', () => {
     expect((await p.wait()).exitCode).toBe(0);
 
     const ac = new AbortController();
+    const t = await c.exec({ cmd: ['sleep', '100'] });
+    t.kill('term');
+    expect(await t.wait()).toEqual({ exitCode: 143, signal: 'SIGTERM' });
     const q = await c.exec({ cmd: ['sleep', '100'], signal: ac.signal });
     ac.abort();
     expect(await q.wait()).toEqual({ exitCode: 137, signal: 'SIGKILL' });

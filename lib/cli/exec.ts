@@ -4,7 +4,7 @@
  * @module
  */
 import { Container } from '../container/container.js';
-import { ContainerStartError } from '../errors.js';
+import { ContainerStartError, InvalidOptionsError } from '../errors.js';
 import { UsageError, type FlagSpec } from './args.js';
 import type { Command } from './command.js';
 
@@ -55,10 +55,11 @@ export const execCommand: Command = {
         return [sig, h] as const;
       });
       try {
+        // pipe(): a slow reader of berth's output slows the command down instead of filling memory.
         const copy = (from: NodeJS.ReadableStream | null, to: NodeJS.WritableStream) =>
           new Promise<void>((resolve) => {
             if (!from) return resolve();
-            from.on('data', (d) => to.write(d));
+            from.pipe(to, { end: false });
             from.on('end', resolve);
             from.on('error', () => resolve());
           });
@@ -70,7 +71,10 @@ export const execCommand: Command = {
     } catch (e) {
       if (e instanceof UsageError) throw e;
       ctx.stderr.write(`Error response from berth: ${(e as Error).message}\n`);
-      return e instanceof ContainerStartError ? e.exitStatus : 125;
+      if (e instanceof ContainerStartError) return e.exitStatus;
+      // An unknown user fails in docker's runtime, after the exec was accepted: 126 there too.
+      if (e instanceof InvalidOptionsError && e.issues.some((i) => i.path === 'user')) return 126;
+      return 125;
     }
   },
 };

@@ -258,7 +258,7 @@ export async function execInContainer(engine: Engine, state: ContainerState, opt
   });
   const kill = (signal: NodeJS.Signals | number = 'SIGKILL') => {
     if (exited) return;
-    const n = typeof signal === 'number' ? signal : SIGNALS[signal];
+    const n = typeof signal === 'number' ? signal : SIGNALS[signal.toUpperCase().startsWith('SIG') ? signal.toUpperCase() : `SIG${signal.toUpperCase()}`];
     if (n === undefined) throw new ContainerStateError(`unknown signal "${signal}"`);
     try {
       native.pidfdSendSignal(spawned.pidfd, n);
