@@ -229,6 +229,8 @@ describe('Container.exec', () => {
     expect(out).toBe('1234\n');
     const r = await run(c, ['sh', '-c', 'id -u; grep ^CapEff /proc/self/status']);
     expect(r.stdout.split('\n')[0]).toBe('0');
+    const initCaps = /^CapEff:\s+(\S+)/m.exec(readFileSync(`/proc/${c.pid}/status`, 'utf8'))![1];
+    expect(/^CapEff:\s+(\S+)/m.exec(r.stdout)![1]).toBe(initCaps);
   });
 
   it('does not log the exec\'d process\'s output (as Docker)', async () => {

@@ -227,7 +227,16 @@ export async function execInContainer(engine: Engine, state: ContainerState, opt
       waitForStart: false,
       seccompCacheDir: join(engine.root.path, 'seccomp-cache'),
     });
-    spawned = native.spawn(plan);
+    try {
+      spawned = native.spawn(plan);
+    } catch (e) {
+      // clone3 into a pid namespace whose init just died fails (ENOMEM): say what happened.
+      if (!isAlive(init)) throw notRunning();
+      const err = e as Error & { errno?: number; syscall?: string };
+      if (err.errno === undefined) throw e;
+      const name = ERRNO_NAMES.get(err.errno) ?? `errno ${err.errno}`;
+      throw new ContainerStartError(err.syscall ?? 'spawn', name, undefined, `cannot start the exec'd process: ${err.syscall}: ${name}`, 125);
+    }
   } catch (e) {
     if (stdio) {
       for (const s of [stdio.stdin, stdio.stdout, stdio.stderr]) s?.destroy();
