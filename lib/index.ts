@@ -16,6 +16,7 @@ export {
   type RunResult,
   type SpecCreateOptions,
 } from './container/container.js';
+export { mergeEnv, type ExecExit, type ExecOptions, type ExecProcess, type ExecStdio } from './container/exec.js';
 export type {
   BindMountOption,
   ByteSize,

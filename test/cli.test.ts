@@ -471,3 +471,28 @@ describe('usage', () => {
     expect(format.stderr).toContain("can't evaluate field Nope");
   });
 });
+
+describe('berth exec', () => {
+  it('runs a command in a container the berth command made (owned by its shim), with docker\'s exit statuses', async () => {
+    expect((await cli(['run', '-d', '--name', 'exec-web', 'busybox', 'sleep', '1000'], env)).code).toBe(0);
+    try {
+      const r = await cli(['exec', '-u', '1000:1000', '-w', '/bin', '-e', 'GREETING=hi', 'exec-web', 'sh', '-c', 'id -u; pwd; echo $GREETING; ps -o pid,args | awk \'$1 == 1 {print $2, $3}\'; exit 4'], env);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('1000\n/bin\nhi\nsleep 1000\n');
+      expect(r.code).toBe(4);
+      expect((await cli(['exec', 'exec-web', 'nosuch'], env)).code).toBe(127);
+      const user = await cli(['exec', '-u', 'nobody', 'exec-web', 'true'], env);
+      expect(user.code).toBe(126);
+      expect(user.stderr).toMatch(/unable to find user nobody/);
+      const it = await cli(['exec', '-it', 'exec-web', 'sh'], env);
+      expect(it.code).toBe(125);
+      expect(it.stderr).toMatch(/not supported by berth yet/);
+      // Nothing of the exec's output reaches the container's log.
+      expect((await cli(['logs', 'exec-web'], env)).stdout).toBe('');
+    } finally {
+      await cli(['rm', '-f', 'exec-web'], env);
+    }
+    const stopped = await cli(['exec', 'exec-web', 'true'], env);
+    expect(stopped.code).not.toBe(0);
+  });
+});

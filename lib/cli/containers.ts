@@ -7,6 +7,7 @@ import { Container } from '../container/container.js';
 import { ContainerStartError, ContainerStateError } from '../errors.js';
 import { launchShim, shimAttach } from '../container/shim/shim.js';
 import { psTable } from '../container/top.js';
+import { execCommand } from './exec.js';
 import { Flags, UsageError, type FlagSpec } from './args.js';
 import type { Command, Context } from './command.js';
 import { eachArg, ensureImage, printError } from './common.js';
@@ -353,7 +354,7 @@ const rename: Command = {
 };
 
 /** The container commands, in the order `berth --help` lists them. */
-export const containerCommands: Command[] = [run, create, start, stop, kill, restart, rm, ps, logs, top, pause, unpause, rename];
+export const containerCommands: Command[] = [run, create, start, stop, kill, restart, rm, ps, logs, top, pause, unpause, rename, execCommand];
 
 /** `container` management group (docker container ls, docker container rm, ...). */
 export const containerGroup: Command = {

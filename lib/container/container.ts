@@ -25,6 +25,7 @@ import {
   containerNameSchema, parseContainerOptions, toInvalidOptions, type ContainerOptions, type ValidContainerOptions,
 } from './options.js';
 import { processTable, type ContainerProcess } from './top.js';
+import { execInContainer, type ExecOptions, type ExecProcess } from './exec.js';
 import { namespacePaths, planFromSpec } from './plan.js';
 import { parseOciSpec, specFromOptions, type OciSpec } from './spec.js';
 import {
@@ -888,6 +889,29 @@ export class Container implements AsyncDisposable {
   top(): ContainerProcess[] {
     if (this.#currentStatus() !== 'running') throw new ContainerStateError(`container ${this.name} is not running`);
     return processTable(this.#liveCgroup().pids());
+  }
+
+  /**
+   * Runs another process inside the running container (`docker exec`, without a TTY): it joins the container's
+   * namespaces and cgroup and runs with its capabilities, seccomp profile, no_new_privs and rlimits, as the
+   * container's user (or `user`), with its env merged with `env`, in its working directory (or `workdir`). Any
+   * process sharing the state root may exec, not only the owner. Resolves once the program runs; throws
+   * `ContainerStateError` when the container is not running or paused, and `ContainerStartError` with
+   * `exitStatus` 127 (not found) or 126 (not executable, bad workdir) when it cannot be started. Its output is not
+   * logged. The process dies with the container, and with this process.
+   *
+   * ```ts
+   * const p = await c.exec({ cmd: ['cat', '/etc/hostname'] });
+   * p.stdout!.pipe(process.stdout);
+   * const { exitCode } = await p.wait();
+   * ```
+   */
+  async exec(options: ExecOptions): Promise<ExecProcess> {
+    if (this.#removed || this.#currentStatus() !== 'running') {
+      throw new ContainerStateError(`container ${this.name} is not running: start it before exec`);
+    }
+    if (this.#frozen()) throw new ContainerStateError(`container ${this.name} is paused: unpause it before exec`);
+    return execInContainer(this.#engine, this.#state, options);
   }
 
   /**
