@@ -92,6 +92,7 @@ export type { ContainerNetworkRecord } from './network/container-network.js';
 export type { EndpointRecord } from './network/endpoint.js';
 export {
   AddressExhaustedError,
+  EndpointExistsError,
   NetworkExistsError,
   NetworkInUseError,
   NetworkNotFoundError,

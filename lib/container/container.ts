@@ -40,7 +40,7 @@ import { specUserns } from './userns/plan.js';
 import { reserveUserns, type UsernsRecord } from './userns/pool.js';
 import { prepareUsernsRootfs, type UsernsRootfs } from './userns/rootfs.js';
 import {
-  networkNamespace, prepareContainerNetwork, releaseContainerNetwork, renameContainerNetwork, type ContainerNetworking,
+  networkInfo, networkNamespace, prepareContainerNetwork, releaseContainerNetwork, renameContainerNetwork, type ContainerNetworking,
   type ContainerNetworkRecord,
 } from '../network/container-network.js';
 import { containerEvent, recordDeath } from './container-events.js';
@@ -599,7 +599,7 @@ export class Container implements AsyncDisposable {
       const state = engine.root.readState(id);
       if (!state) continue;
       const current = reconcile(state);
-      const info = infoFromState(current, current.status === 'running' && isPaused(engine, current));
+      const info = infoFromState(engine.root.path, current, current.status === 'running' && isPaused(engine, current));
       if (options.all || info.status !== 'exited') out.push(info);
     }
     return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
@@ -855,7 +855,7 @@ export class Container implements AsyncDisposable {
       this.#state = fresh;
     }
     const state = reconcile(this.#state);
-    return infoFromState(state, state.status === 'running' && this.#frozen());
+    return infoFromState(this.#engine.root.path, state, state.status === 'running' && this.#frozen());
   }
 
   /**
@@ -1097,7 +1097,7 @@ function isPaused(engine: Engine, s: ContainerState): boolean {
   }
 }
 
-function infoFromState(s: ContainerState, paused: boolean): ContainerInfo {
+function infoFromState(root: string, s: ContainerState, paused: boolean): ContainerInfo {
   const spec = s.spec as OciSpec;
   return {
     id: s.id,
@@ -1120,7 +1120,7 @@ function infoFromState(s: ContainerState, paused: boolean): ContainerInfo {
     volumes: s.image?.volumes ?? [],
     cgroup: s.cgroup,
     userns: s.userns ? { uidMap: s.userns.uidMap, gidMap: s.userns.gidMap, auto: s.userns.auto } : null,
-    network: s.network ?? null,
+    network: networkInfo(root, s.id, s.network),
     log: s.log ?? { driver: 'none', maxSize: 0, maxFile: 1 },
     spec,
   };

@@ -9,19 +9,26 @@ import { join } from 'node:path';
 import { InvalidOptionsError } from '../errors.js';
 import { ContainerNotFoundError, ContainerStateError } from '../errors.js';
 import { isAlive, type ProcessIdentity } from '../container/state.js';
-import { attach, detach, hostsPath, renameEndpoint, type EndpointRecord } from './endpoint.js';
+import {
+  attach, attachLater, connectEndpoint, containerLeases, detach, disconnectEndpoint, endpointOf, hostsPath, renameEndpoint, type EndpointRecord,
+} from './endpoint.js';
 import { hostsFile, writeNewFile } from './etc-files.js';
 import { containerResolvConf } from './host.js';
-import { networkForContainer, DEFAULT_NETWORK } from './network.js';
+import { ensureBridge, networkForContainer, DEFAULT_NETWORK } from './network.js';
 import { publishPorts, type PortBinding, type PortSpec, type PublishedPorts } from './ports.js';
-import { NetworkStore } from './store.js';
+import { NetworkStore, type NetworkRecord } from './store.js';
 
 /** What a container's state records about its networking. */
 export interface ContainerNetworkRecord {
   /** `bridge`, `none`, `host`, `container:<id>` or the network's name, as asked. */
   mode: string;
-  /** The bridge or user network the container is attached to, if any. */
+  /** The bridge or user network the container was created on, if any. */
   endpoint?: EndpointRecord;
+  /**
+   * Every network the container has an address on now, its first one (`eth0`) first, then those connected
+   * with `network.connect()` (`eth1`, ...). Filled in by `inspect()`; empty once it stopped.
+   */
+  networks?: EndpointRecord[];
   /** Published ports as bound. */
   ports: PortBinding[];
 }
@@ -80,6 +87,11 @@ export interface ContainerNetworking {
   record: ContainerNetworkRecord;
   /** A prepared network namespace for the init to join (bridge networks); the caller closes it after spawning. */
   nsFd?: number;
+  /**
+   * Set instead of `nsFd` for a container with a user namespace: clone3 creates its network namespace (owned by
+   * that user namespace), and this wires it, through /proc/<pid>/ns/net, after the clone and before the start.
+   */
+  wireInto?: (pid: number) => Promise<void>;
   /** OCI bind mounts for /etc/hosts, /etc/hostname, /etc/resolv.conf. */
   mounts: { destination: string; type: string; source: string; options: string[] }[];
   /** Closes the published ports (at exit). Idempotent. */
@@ -99,6 +111,8 @@ export async function prepareContainerNetwork(args: {
   owner: ProcessIdentity;
   options: NetworkOptionsIn;
   joined?: { id: string } | undefined;
+  /** The container has a user namespace: its network namespace is cloned with it and wired afterwards. */
+  userns?: boolean;
 }): Promise<ContainerNetworking | undefined> {
   const { root, containerId, options: o } = args;
   const mode = o.network;
@@ -134,25 +148,26 @@ export async function prepareContainerNetwork(args: {
   }
   const store = new NetworkStore(root);
   const net = await networkForContainer(store, mode);
-  const { nsFd, endpoint } = await attach(store, net, {
-    containerId,
-    containerName: args.containerName,
-    hostname,
-    aliases: o.networkAliases ?? [],
-    owner: args.owner,
-  });
+  await ensureBridge(net);
+  const who = { containerId, containerName: args.containerName, hostname, aliases: o.networkAliases ?? [], owner: args.owner };
+  const attached = args.userns
+    ? await attachLater(store, net, who)
+    : await attach(store, net, who);
+  const nsFd = 'nsFd' in attached ? attached.nsFd : undefined;
+  const { endpoint } = attached;
   let published: PublishedPorts | undefined;
   try {
     if (o.ports?.length) published = await publishPorts(o.ports, endpoint.ipAddress);
   } catch (e) {
-    closeSync(nsFd);
+    if (nsFd !== undefined) closeSync(nsFd);
     await detach(store, endpoint, containerId);
     throw e;
   }
   let closed: Promise<void> | undefined;
   return {
     record: { mode, endpoint, ports: published?.bindings ?? [] },
-    nsFd,
+    ...(nsFd !== undefined ? { nsFd } : {}),
+    ...('wireInto' in attached ? { wireInto: attached.wireInto } : {}),
     mounts,
     closePorts: () => (closed ??= published ? published.close() : Promise.resolve()),
   };
@@ -161,13 +176,69 @@ export async function prepareContainerNetwork(args: {
 /** Makes a renamed container known by its new name on its network. */
 export async function renameContainerNetwork(root: string, containerId: string, record: ContainerNetworkRecord | undefined, oldName: string, newName: string): Promise<void> {
   if (!record?.endpoint) return;
-  await renameEndpoint(new NetworkStore(root), record.endpoint, containerId, oldName, newName);
+  await renameEndpoint(new NetworkStore(root), containerId, oldName, newName);
 }
 
-/** Frees a container's address and veth and updates its network's hosts files (exit, removal, dead owner). */
+/**
+ * Frees a container's addresses and veths on every network it is on and updates the networks' hosts files
+ * (exit, removal, dead owner).
+ */
 export async function releaseContainerNetwork(root: string, containerId: string, record: ContainerNetworkRecord | undefined): Promise<void> {
   if (!record?.endpoint) return;
   await detach(new NetworkStore(root), record.endpoint, containerId);
+}
+
+/** The container's network record as `inspect()` shows it: with every network it has an address on now. */
+export function networkInfo(root: string, containerId: string, record: ContainerNetworkRecord | undefined): ContainerNetworkRecord | null {
+  if (!record) return null;
+  if (!record.endpoint) return { ...record, networks: [] };
+  const store = new NetworkStore(root);
+  const networks = containerLeases(store, containerId)
+    .filter(({ lease }) => store.leaseHeld(lease))
+    .map(({ net, lease }) => endpointOf(net, lease));
+  return { ...record, networks };
+}
+
+/** A container as {@link connectContainer} needs it (read from its state by the caller). */
+export interface ConnectTarget {
+  id: string;
+  name: string;
+  status: string;
+  process?: ProcessIdentity | undefined;
+  owner: ProcessIdentity;
+  network?: ContainerNetworkRecord | undefined;
+}
+
+/**
+ * Connects a container to one more network (`docker network connect`). Refused (`ContainerStateError`) unless
+ * it is created or running on a bridge network of its own (as Docker: not `none`, `host` or `container:`);
+ * `EndpointExistsError` when it is already on that network.
+ */
+export async function connectContainer(root: string, net: NetworkRecord, c: ConnectTarget, aliases: readonly string[]): Promise<EndpointRecord> {
+  if (c.status === 'exited' || !c.process || !isAlive(c.process)) {
+    throw new ContainerStateError(`cannot connect container ${c.name} to network ${net.name}: it is not running`);
+  }
+  if (!c.network?.endpoint) {
+    const mode = c.network?.mode ?? 'the default (loopback only)';
+    throw new ContainerStateError(`cannot connect container ${c.name} to network ${net.name}: its network mode is ${mode}; only containers created on a bridge network can join more networks (as Docker)`);
+  }
+  if (aliases.length && net.isDefault) {
+    throw new InvalidOptionsError('connect options', [{ path: 'aliases', message: 'aliases only apply on user-defined networks (as Docker)' }]);
+  }
+  await ensureBridge(net);
+  return connectEndpoint(new NetworkStore(root), net, {
+    containerId: c.id, containerName: c.name, hostname: c.name, aliases: [...aliases], owner: c.owner,
+  }, c.process.pid);
+}
+
+/**
+ * Disconnects a container from a network (`docker network disconnect`). Throws `ContainerStateError` when it
+ * is not on that network; its first network can be left too (it then has only the others, or loopback).
+ */
+export async function disconnectContainer(root: string, net: NetworkRecord, c: { id: string; name: string }): Promise<void> {
+  if (!(await disconnectEndpoint(new NetworkStore(root), net, c.id))) {
+    throw new ContainerStateError(`container ${c.name} is not connected to network ${net.name}`);
+  }
 }
 
 function readOr(path: string, fallback: string): string {

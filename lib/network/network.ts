@@ -10,7 +10,10 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { InvalidOptionsError } from '../errors.js';
 import { native } from '../native.js';
-import { defaultRoot } from '../container/state.js';
+import { defaultRoot, StateRoot, type ContainerState } from '../container/state.js';
+import { ContainerNotFoundError } from '../errors.js';
+import { connectContainer, disconnectContainer } from './container-network.js';
+import type { EndpointRecord } from './endpoint.js';
 import { toInvalidOptions } from '../container/options.js';
 import { formatCidr, formatIPv4, lastAddress, overlaps, parseCidr, parseIPv4, type Cidr } from './cidr.js';
 import { NetworkExistsError, NetworkInUseError, NetworkNotFoundError, NetworkSetupError, SubnetConflictError } from './errors.js';
@@ -156,6 +159,38 @@ export class Network {
   }
 
   /**
+   * Connects a created or running container to this network (`docker network connect`): it gets the next
+   * interface (`eth1`, `eth2`, ...) with an address of this network and the route to its subnet (its default
+   * route stays on its first network), and on user networks its name, `aliases` and short id resolve for the
+   * network's containers (and theirs for it) through /etc/hosts. Any process sharing the state root may connect
+   * a container, not only its owner. Throws `ContainerNotFoundError`, `ContainerStateError` (not running, or not
+   * on a bridge network of its own), `EndpointExistsError` (already connected), `InvalidOptionsError`.
+   */
+  async connect(container: string | { readonly id: string }, options: { aliases?: string[] } = {}): Promise<EndpointRecord> {
+    const parsed = connectOptionsSchema.safeParse(options);
+    if (!parsed.success) throw toInvalidOptions('connect options', parsed.error);
+    const r = this.#store.read(this.id);
+    if (!r) throw new NetworkNotFoundError(this.name);
+    const state = containerState(this.#store.root, container);
+    const endpoint = await connectContainer(this.#store.root, r, state, parsed.data.aliases ?? []);
+    recordEvent(this.#store.root, 'network', 'connect', r.id, { name: r.name, container: state.id, type: 'bridge' });
+    return endpoint;
+  }
+
+  /**
+   * Disconnects a container from this network (`docker network disconnect`): its interface on the network goes
+   * away, its address is freed, and the network's containers and it stop resolving each other's names. Throws
+   * `ContainerNotFoundError`, or `ContainerStateError` when it is not connected.
+   */
+  async disconnect(container: string | { readonly id: string }): Promise<void> {
+    const r = this.#store.read(this.id);
+    if (!r) throw new NetworkNotFoundError(this.name);
+    const state = containerState(this.#store.root, container);
+    await disconnectContainer(this.#store.root, r, state);
+    recordEvent(this.#store.root, 'network', 'disconnect', r.id, { name: r.name, container: state.id, type: 'bridge' });
+  }
+
+  /**
    * Removes the network: its rules, its bridge and its records. Refused while containers are attached
    * (`NetworkInUseError`); leases of containers that are gone are reclaimed first.
    */
@@ -173,6 +208,21 @@ export class Network {
       }),
     );
   }
+}
+
+const connectOptionsSchema = z.strictObject({
+  /** Extra names the container answers to on this network (Docker's `--alias`). */
+  aliases: z.array(z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$/, 'must be a DNS name')).optional(),
+});
+
+/** A container of the state root, by id, unique id prefix, name, or `Container` object. */
+function containerState(root: string, container: string | { readonly id: string }): ContainerState {
+  const key = typeof container === 'string' ? container : container.id;
+  const states = new StateRoot(root);
+  const id = states.resolve(key);
+  const state = id ? states.readState(id) : undefined;
+  if (!state) throw new ContainerNotFoundError(key);
+  return state;
 }
 
 function storeFor(root: string | undefined): NetworkStore {

@@ -47,6 +47,10 @@ export interface Lease {
   /** Host end of the container's veth pair. */
   veth: string;
   mac: string;
+  /** The interface inside the container (absent in older records: `eth0`). */
+  iface?: string;
+  /** The aliases asked for on this network. */
+  aliases?: string[];
 }
 
 /** The records of one state root. */
