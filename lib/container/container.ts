@@ -39,6 +39,7 @@ import type { IdMapping } from './userns/idmap.js';
 import { specUserns } from './userns/plan.js';
 import { reserveUserns, type UsernsRecord } from './userns/pool.js';
 import { prepareUsernsRootfs, type UsernsRootfs } from './userns/rootfs.js';
+import { detachEngineBinds } from './userns/engine-binds.js';
 import {
   networkInfo, networkNamespace, prepareContainerNetwork, releaseContainerNetwork, renameContainerNetwork, type ContainerNetworking,
   type ContainerNetworkRecord,
@@ -478,9 +479,11 @@ export class Container implements AsyncDisposable {
       let spawned;
       let plan: NativePlan;
       let networking: ContainerNetworking | undefined;
+      let closeEngineBinds = () => undefined as void;
       try {
         networking = await prepareContainerNetwork({
           root: engine.root.path, containerId: id, containerName: name, hostname: spec.hostname, owner, options: o, joined: netns.joined,
+          userns: userns !== undefined,
         });
         if (networking) {
           const net = networking;
@@ -501,12 +504,14 @@ export class Container implements AsyncDisposable {
           namespaceFds: nsFds,
           stdioFds: stdio.childFds,
           parentDeathSignal: o.detached ? 0 : 9,
-          waitForStart,
+          // A namespace wired after the clone must be ready before the program runs: the init waits for it.
+          waitForStart: waitForStart || networking?.wireInto !== undefined,
           createCwd: !rawSpec,
           ...(overlay ? { rootfsOverlay: overlay.overlay } : {}),
           ...(usernsRootfs ? { rootfsTreeFd: usernsRootfs.treeFd } : {}),
           seccompCacheDir: join(engine.root.path, 'seccomp-cache'),
         });
+        if (userns && networking) closeEngineBinds = detachEngineBinds(plan, networking.mounts.map((m) => m.source), userns);
         spawned = spawnOrExplain(plan);
       } catch (e) {
         destroyStreams();
@@ -514,6 +519,7 @@ export class Container implements AsyncDisposable {
       } finally {
         for (const fd of stdio.closeAfterSpawn) safeClose(fd);
         for (const n of nsFds) safeClose(n.fd);
+        closeEngineBinds();
         usernsRootfs?.close();
         cgroup.releaseSpawnFds();
       }
@@ -537,7 +543,17 @@ export class Container implements AsyncDisposable {
       container.#output = outputs.output;
       owned.exit = container.#watchExit();
 
-      if (waitForStart) {
+      const wired = networking?.wireInto;
+      if (wired) {
+        try {
+          await wired(spawned.pid);
+        } catch (e) {
+          await container.#abandon();
+          destroyStreams();
+          throw e;
+        }
+      }
+      if (waitForStart || wired) {
         let msg: StatusMessage | null;
         try {
           msg = await nextStatus(spawned.statusFd, signal);
@@ -555,6 +571,12 @@ export class Container implements AsyncDisposable {
           destroyStreams();
           throw err;
         }
+      }
+      if (wired && !waitForStart) {
+        // run(): the program starts at once, now that its network is wired.
+        writeSync(spawned.startFd, 'x');
+        safeClose(spawned.startFd);
+        owned.startFd = undefined;
       }
       if (outputs.monitorStreams.length > 0) {
         // A detached container's output outlives this process: its log monitor takes the pipes over.
