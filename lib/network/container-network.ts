@@ -14,7 +14,7 @@ import {
 } from './endpoint.js';
 import { hostsFile, writeNewFile } from './etc-files.js';
 import { containerResolvConf } from './host.js';
-import { ensureBridge, networkForContainer, DEFAULT_NETWORK } from './network.js';
+import { networkForContainer, DEFAULT_NETWORK } from './network.js';
 import { publishPorts, type PortBinding, type PortSpec, type PublishedPorts } from './ports.js';
 import { NetworkStore, type NetworkRecord } from './store.js';
 
@@ -148,7 +148,6 @@ export async function prepareContainerNetwork(args: {
   }
   const store = new NetworkStore(root);
   const net = await networkForContainer(store, mode);
-  await ensureBridge(net);
   const who = { containerId, containerName: args.containerName, hostname, aliases: o.networkAliases ?? [], owner: args.owner };
   const attached = args.userns
     ? await attachLater(store, net, who)
@@ -225,7 +224,6 @@ export async function connectContainer(root: string, net: NetworkRecord, c: Conn
   if (aliases.length && net.isDefault) {
     throw new InvalidOptionsError('connect options', [{ path: 'aliases', message: 'aliases only apply on user-defined networks (as Docker)' }]);
   }
-  await ensureBridge(net);
   return connectEndpoint(new NetworkStore(root), net, {
     containerId: c.id, containerName: c.name, hostname: c.name, aliases: [...aliases], owner: c.owner,
   }, c.process.pid);

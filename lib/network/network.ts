@@ -19,7 +19,7 @@ import { formatCidr, formatIPv4, lastAddress, overlaps, parseCidr, parseIPv4, ty
 import { NetworkExistsError, NetworkInUseError, NetworkNotFoundError, NetworkSetupError, SubnetConflictError } from './errors.js';
 import { hostBlocks, ipForwarding, linkExists } from './host.js';
 import { withFileLock } from './lock.js';
-import { installRules, natTableName, nftPath, removeRules } from './nat.js';
+import { installNetworkRules, pickFirewall, removeNetworkRules } from './nat.js';
 import { NetworkStore, type NetworkRecord } from './store.js';
 import { reclaimStaleLeases } from './endpoint.js';
 import { recordEvent } from '../journal/events.js';
@@ -95,7 +95,9 @@ const optionsMatch: Same<z.input<typeof networkOptionsSchema>, NetworkCreateOpti
 void optionsMatch;
 
 /** What `inspect()` and `list()` report about a network: its record, the containers on it, and warnings. */
-export interface NetworkInfo extends Omit<NetworkRecord, 'natTable' | 'isDefault'> {
+export interface NetworkInfo extends Omit<NetworkRecord, 'natTable' | 'isDefault' | 'firewall'> {
+  /** Where its NAT and isolation rules are: `nftables`, `iptables`, or `none` (neither tool installed). */
+  firewall: 'nftables' | 'iptables' | 'none';
   /** Containers attached, with their addresses. */
   containers: { id: string; name: string; ipv4Address: string; macAddress: string }[];
   /** Things that keep the network from working fully on this host (e.g. IPv4 forwarding off). */
@@ -298,7 +300,7 @@ async function createNetwork(store: NetworkStore, n: NewNetwork): Promise<Networ
         bridge,
         internal: n.internal,
         mtu: n.mtu,
-        natTable: nftPath() ? natTableName(id) : null,
+        ...pickFirewall(id),
         isDefault: n.isDefault,
         labels: n.labels,
         createdAt: new Date().toISOString(),
@@ -323,10 +325,10 @@ async function buildBridge(r: NetworkRecord): Promise<void> {
       { op: 'bridge', name: r.bridge, mtu: r.mtu, up: true },
       { op: 'addr', name: r.bridge, address: r.gateway, prefix: c.prefix, broadcast: formatIPv4(lastAddress(c)) },
     ]);
-    if (r.natTable) await installRules(r, r.natTable);
+    await installNetworkRules(r);
   } catch (e) {
     await native.netlinkRun(-1, [{ op: 'delLink', name: r.bridge, ignoreMissing: true }]).catch(() => undefined);
-    if (r.natTable) await removeRules(r.natTable).catch(() => undefined);
+    await removeNetworkRules(r).catch(() => undefined);
     if (e instanceof NetworkSetupError) throw e;
     throw new NetworkSetupError(`cannot create the bridge ${r.bridge} of network ${r.name}: ${(e as Error).message}`, { cause: e });
   }
@@ -334,7 +336,7 @@ async function buildBridge(r: NetworkRecord): Promise<void> {
 
 /** Removes the network's rules and bridge (each only if present). */
 async function teardown(r: NetworkRecord): Promise<void> {
-  if (r.natTable) await removeRules(r.natTable);
+  await removeNetworkRules(r);
   await native.netlinkRun(-1, [{ op: 'delLink', name: r.bridge, ignoreMissing: true }]);
 }
 
@@ -375,7 +377,7 @@ function infoOf(store: NetworkStore, r: NetworkRecord): NetworkInfo {
   if (!r.internal && !ipForwarding()) {
     warnings.push('IPv4 forwarding is disabled on this host (net.ipv4.ip_forward=0): containers reach the host and each other, but not beyond; Docker enables it, berth leaves the host setting alone');
   }
-  if (!r.natTable && !r.internal) warnings.push('nftables is not installed: no outbound NAT for this network');
+  if (!r.natTable && !r.internal) warnings.push('neither nftables (nft) nor iptables is installed: no outbound NAT and no isolation rules for this network');
   return {
     id: r.id,
     name: r.name,
@@ -385,6 +387,7 @@ function infoOf(store: NetworkStore, r: NetworkRecord): NetworkInfo {
     bridge: r.bridge,
     internal: r.internal,
     mtu: r.mtu,
+    firewall: !r.natTable ? 'none' : r.firewall === 'iptables' ? 'iptables' : 'nftables',
     labels: { ...r.labels },
     createdAt: r.createdAt,
     containers: store
