@@ -147,6 +147,34 @@ console.log(JSON.stringify(await n.connect('multi')));
     expect(await eventually(() => !berthLinks().some((l) => l.startsWith(`bveth${c.c.id.slice(0, 8)}`)))).toBe(true);
   });
 
+  it('several networks at create: eth0 on the first, eth1 on the next, names of both resolve', async () => {
+    const server = await started({ network: 'conn-b', name: 'srv-b', cmd: ['nc', '-ll', '-p', '7000', '-e', 'echo', 'from-b'] });
+    try {
+      const r = await Container.run({
+        root, rootfs, network: 'conn-a', networks: [{ name: 'conn-b', aliases: ['both'] }], name: 'twice',
+        cmd: ['sh', '-c', 'ip -o -4 addr show | awk \'{print $2}\'; for i in 1 2 3 4 5 6 7 8 9 10; do r=$(nc -w 2 srv-b 7000 </dev/null) && [ -n "$r" ] && break; sleep 0.2; done; echo "$r"; cat /proc/1/net/dev >/dev/null; grep -w srv-b /etc/hosts | wc -l'],
+      });
+      expect(r.stdout).toBe('lo\neth0\neth1\nfrom-b\n1\n');
+      const kept = await started({ network: 'conn-a', networks: [{ name: 'conn-b', aliases: ['both'] }], name: 'twice2', cmd: ['sleep', '30'] });
+      try {
+        expect(hostsOf(server.c.id)).toMatch(/\ttwice2 both [0-9a-f]{12}\n/);
+        expect((await kept.c.inspect()).network!.networks!.map((n) => `${n.networkName}:${n.interface}`)).toEqual(['conn-a:eth0', 'conn-b:eth1']);
+      } finally {
+        await kept.c.remove({ force: true });
+      }
+      // Once it is gone, the server forgets it on conn-b too.
+      expect(await eventually(() => !hostsOf(server.c.id).includes('twice'))).toBe(true);
+    } finally {
+      await server.c.remove({ force: true });
+    }
+    const { InvalidOptionsError } = await import('../lib/index.js');
+    await expect(Container.run({ root, rootfs, network: 'none', networks: [{ name: 'conn-b' }], cmd: ['true'] })).rejects.toBeInstanceOf(InvalidOptionsError);
+    await expect(Container.run({ root, rootfs, network: 'conn-a', networks: [{ name: 'conn-a' }], cmd: ['true'] })).rejects.toThrow(/given twice/);
+    await expect(Container.run({ root, rootfs, network: 'conn-a', networks: [{ name: 'nowhere' }], cmd: ['true'] })).rejects.toBeInstanceOf(NetworkNotFoundError);
+    expect(await eventually(() => leasesOf(b.id).length === 0 && leasesOf(a.id).length === 0)).toBe(true);
+    expect(readdirSync(join(root, 'containers'))).toEqual([]);
+  });
+
   it('refuses unknown networks and containers, stopped containers, and modes without a bridge', async () => {
     await expect(Network.get('no-such-net', { root })).rejects.toBeInstanceOf(NetworkNotFoundError);
     await expect(b.connect('no-such-container')).rejects.toBeInstanceOf(ContainerNotFoundError);

@@ -92,6 +92,9 @@ describe('user namespaces on bridge networks', () => {
     const second = await Network.create({ root, name: 'userns-second' });
     try {
       const c = await Container.create({ root, rootfs, userns: 'auto', network: 'userns-net', cmd: ['sh', '-c', 'ip -o -4 addr show eth1 | awk \'{print "addr:" $4}\''] });
+      // And one given at create: wired into the namespace clone3 made, as eth1, before the program runs.
+      const r = await Container.run({ root, rootfs, userns: 'auto', network: 'userns-net', networks: [{ name: 'userns-second' }], cmd: ['sh', '-c', 'ip -o -4 addr show | awk \'{print $2}\''] });
+      expect(r.stdout).toBe('lo\neth0\neth1\n');
       try {
         const ep = await second.connect(c);
         await c.start();

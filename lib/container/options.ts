@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { InvalidOptionsError } from '../errors.js';
 import { normalizeCapability } from './capabilities.js';
 import { usernsOptionSchema, type UsernsOption } from './userns/idmap.js';
-import { containerNetworkFields, type PortOption } from '../network/options.js';
+import { containerNetworkFields, type NetworkAttachment, type PortOption } from '../network/options.js';
 import { seccompOptionSchema, type SeccompOption } from './seccomp/profile.js';
 
 const absolutePath = z
@@ -448,6 +448,11 @@ export interface ContainerOptions {
   network?: string;
   /** Extra names the container answers to on a user network (Docker's `--network-alias`). */
   networkAliases?: string[];
+  /**
+   * More networks to connect the container to when it is created (Docker's repeated `--network`), each with its
+   * own aliases: `eth1`, `eth2`, ... as with `network.connect()`. Needs `network` to be a bridge network.
+   */
+  networks?: NetworkAttachment[];
   /** Ports to publish on the host (Docker's `-p`); bridge networks only. */
   ports?: PortOption[];
   /** Nameservers for the container's resolv.conf instead of the host's (Docker's `--dns`). */

@@ -37,6 +37,7 @@ export interface ContainerNetworkRecord {
 export interface NetworkOptionsIn {
   network?: string | undefined;
   networkAliases?: string[] | undefined;
+  networks?: { name: string; aliases?: string[] | undefined }[] | undefined;
   ports?: PortSpec[] | undefined;
   dns?: string[] | undefined;
   dnsSearch?: string[] | undefined;
@@ -63,6 +64,12 @@ export function networkNamespace(o: NetworkOptionsIn, lookup: ContainerLookup): 
   const bridged = !['none', 'host'].includes(mode) && !mode.startsWith('container:');
   if (o.ports?.length && !bridged) throw issue('ports', `ports can only be published on a bridge network, not with network "${mode}"`);
   if (o.networkAliases?.length && !bridged) throw issue('networkAliases', `aliases need a bridge network, not network "${mode}"`);
+  if (o.networks?.length && !bridged) throw issue('networks', `more networks need a bridge network first, not network "${mode}" (as Docker)`);
+  const names = [mode, ...(o.networks ?? []).map((n) => n.name)];
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw issue('networks', `network "${twice}" is given twice`);
+  const defaultAliases = (o.networks ?? []).find((n) => n.name === DEFAULT_NETWORK && n.aliases?.length);
+  if (defaultAliases) throw issue('networks', 'aliases only apply on user-defined networks (as Docker)');
   if (o.ports?.length && o.detached) {
     throw issue('ports', 'published ports are served by the owning process and close with it: not available for detached containers yet');
   }
@@ -88,8 +95,9 @@ export interface ContainerNetworking {
   /** A prepared network namespace for the init to join (bridge networks); the caller closes it after spawning. */
   nsFd?: number;
   /**
-   * Set instead of `nsFd` for a container with a user namespace: clone3 creates its network namespace (owned by
-   * that user namespace), and this wires it, through /proc/<pid>/ns/net, after the clone and before the start.
+   * Work to do through /proc/<pid>/ns/net after the clone and before the program starts: wiring the namespace
+   * clone3 created for a container with a user namespace (owned by that user namespace; `nsFd` is then unset),
+   * and connecting the other networks of `networks`.
    */
   wireInto?: (pid: number) => Promise<void>;
   /** OCI bind mounts for /etc/hosts, /etc/hostname, /etc/resolv.conf. */
@@ -154,6 +162,37 @@ export async function prepareContainerNetwork(args: {
     : await attach(store, net, who);
   const nsFd = 'nsFd' in attached ? attached.nsFd : undefined;
   const { endpoint } = attached;
+  let extras: NetworkRecord[];
+  try {
+    extras = await Promise.all((o.networks ?? []).map((n) => networkForContainer(store, n.name)));
+  } catch (e) {
+    if (nsFd !== undefined) closeSync(nsFd);
+    await detach(store, endpoint, containerId);
+    throw e;
+  }
+  const wireInto = 'wireInto' in attached ? attached.wireInto : undefined;
+  const connectExtras = async (target: number | { nsFd: number }) => {
+    for (const [i, net] of extras.entries()) {
+      await connectEndpoint(store, net, { ...who, aliases: o.networks![i]!.aliases ?? [] }, target);
+    }
+  };
+  // The other networks go into the prepared namespace now; with a user namespace, into the one clone3 made,
+  // through /proc/<pid>/ns/net, once the first network is wired there.
+  const afterClone = wireInto
+    ? async (pid: number) => {
+      await wireInto(pid);
+      await connectExtras(pid);
+    }
+    : undefined;
+  if (nsFd !== undefined && extras.length) {
+    try {
+      await connectExtras({ nsFd });
+    } catch (e) {
+      closeSync(nsFd);
+      await detach(store, endpoint, containerId);
+      throw e;
+    }
+  }
   let published: PublishedPorts | undefined;
   try {
     if (o.ports?.length) published = await publishPorts(o.ports, endpoint.ipAddress);
@@ -166,7 +205,7 @@ export async function prepareContainerNetwork(args: {
   return {
     record: { mode, endpoint, ports: published?.bindings ?? [] },
     ...(nsFd !== undefined ? { nsFd } : {}),
-    ...('wireInto' in attached ? { wireInto: attached.wireInto } : {}),
+    ...(afterClone ? { wireInto: afterClone } : {}),
     mounts,
     closePorts: () => (closed ??= published ? published.close() : Promise.resolve()),
   };

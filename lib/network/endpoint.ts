@@ -88,18 +88,20 @@ export async function attachLater(store: NetworkStore, net: NetworkRecord, who: 
 
 /**
  * Connects a running (or created) container to one more network (`docker network connect`): the next free
- * `ethN` inside its namespace, reached through /proc/<pid>/ns/net (its owner may be another process), an address
+ * `ethN` inside its namespace, reached through /proc/<pid>/ns/net (its owner may be another process) or given
+ * as an fd (a namespace prepared for a container being created), an address
  * of the network with the route to its subnet only (the default route stays on the first network), and the
  * hosts files of both sides. Undone when it fails.
  */
-export async function connectEndpoint(store: NetworkStore, net: NetworkRecord, who: EndpointOwner, pid: number): Promise<EndpointRecord> {
+export async function connectEndpoint(store: NetworkStore, net: NetworkRecord, who: EndpointOwner, target: number | { nsFd: number }): Promise<EndpointRecord> {
   const used = new Set(containerLeases(store, who.containerId).map(({ lease }) => lease.iface ?? 'eth0'));
   let n = 1;
   while (used.has(`eth${n}`)) n++;
   const iface = `eth${n}`;
   const lease = await leaseAddress(store, net, who, iface);
   try {
-    await wireIntoProcess(pid, net, lease, iface);
+    if (typeof target === 'number') await wireIntoProcess(target, net, lease, iface);
+    else await wire(target.nsFd, await native.netnsSocket(target.nsFd), net, lease, iface);
   } catch (e) {
     await releaseLease(store, net, lease);
     throw e;
