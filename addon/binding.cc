@@ -147,6 +147,7 @@ void planFromJs(const Reader& r, Plan& p) {
     mt.targetIsFile = m.flag("targetIsFile");
     mt.recursive = m.flag("recursive");
     mt.refuseSymlink = m.flag("refuseSymlink");
+    mt.treeFd = (int)m.num("treeFd", -1);
     mt.attrSet = m.u64("attrSet");
     mt.attrClear = m.u64("attrClear");
     mt.propagation = m.u64("propagation");
@@ -335,6 +336,7 @@ void assignSlots(Plan& plan, std::vector<int>& passed) {
   for (int& fd : plan.cgroupProcsFds) slot(fd);
   for (int& fd : plan.setnsFds) slot(fd);
   slot(plan.rootfsTreeFd);
+  for (Mount& m : plan.mounts) slot(m.treeFd);
 }
 
 Napi::Value Spawn(const Napi::CallbackInfo& info) {

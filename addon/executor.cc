@@ -214,6 +214,8 @@ int setMountAttrs(int fd, uint64_t set, uint64_t clear, uint64_t propagation, bo
 // Creates a detached mount for one plan entry (new filesystem through fsopen/fsconfig/fsmount, or a clone of a
 // host tree for binds). The caller attaches it by fd, so no path is ever re-resolved.
 int makeMount(const Mount& m) {
+  // Made by the parent, which could reach a source the container's root cannot: already what it must be.
+  if (m.kind == MOUNT_BIND && m.treeFd >= 0) return m.treeFd;
   if (m.kind == MOUNT_BIND) {
     unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (m.recursive ? AT_RECURSIVE : 0);
     int fd = (int)sysc(SYS_open_tree, AT_FDCWD, m.source.c_str(), flags);

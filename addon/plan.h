@@ -81,6 +81,7 @@ struct Mount {
   uint64_t attrClear;
   uint64_t propagation;  // MS_SHARED / MS_SLAVE / MS_PRIVATE / MS_UNBINDABLE, 0 = leave
   std::vector<FsOption> options;
+  int treeFd = -1;  // bind: a detached mount the parent made (user namespaces), attached as it is
 };
 
 struct Device {
@@ -196,6 +197,7 @@ void visitPlan(V& v, Plan& p) {
     v(m.source); v(m.fstype); v(m.target); v(m.targetIsFile); v(m.recursive); v(m.refuseSymlink);
     v(m.attrSet); v(m.attrClear); v(m.propagation);
     v.list(m.options, [&](FsOption& o) { v(o.key); v(o.value); v(o.flag); });
+    v(m.treeFd);
   });
   v.list(p.devices, [&](Device& d) { v(d.path); v(d.mode); v(d.major); v(d.minor); v(d.uid); v(d.gid); });
   v.list(p.symlinks, [&](Symlink& s) { v(s.target); v(s.path); });

@@ -87,12 +87,13 @@ export {
   type NetworkCreateOptions,
   type NetworkInfo,
 } from './network/network.js';
-export type { PortOption } from './network/options.js';
+export type { NetworkAttachment, PortOption } from './network/options.js';
 export type { PortBinding } from './network/ports.js';
 export type { ContainerNetworkRecord } from './network/container-network.js';
 export type { EndpointRecord } from './network/endpoint.js';
 export {
   AddressExhaustedError,
+  EndpointExistsError,
   NetworkExistsError,
   NetworkInUseError,
   NetworkNotFoundError,

@@ -26,6 +26,8 @@ export interface NativeMount {
   propagation?: bigint;
   /** fsconfig() parameters; an option without `value` is a flag. */
   options?: { key: string; value?: string }[];
+  /** bind: a detached mount made by the parent (e.g. {@link native.idmapTree}), attached instead of `source`. */
+  treeFd?: number;
 }
 
 /** What the executor does between clone3 and execve, precomputed completely. */

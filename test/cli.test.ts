@@ -360,6 +360,26 @@ describe('networks', () => {
     await cli(['rm', '-f', 'server'], env);
     expect(await cli(['network', 'rm', 'clinet'], env)).toMatchObject({ code: 0, stdout: 'clinet\n' });
   });
+
+  it('connects a detached container to a second network and disconnects it', async () => {
+    expect((await cli(['network', 'create', '--subnet', '10.232.0.0/24', 'cli-first'], env)).code).toBe(0);
+    expect((await cli(['network', 'create', '--subnet', '10.233.0.0/24', 'cli-second'], env)).code).toBe(0);
+    try {
+      await cli(['run', '-d', '--name', 'multi', '--network', 'cli-first', 'busybox', 'sleep', '100'], env);
+      expect(await cli(['network', 'connect', '--alias', 'extra', 'cli-second', 'multi'], env)).toMatchObject({ code: 0, stderr: '' });
+      const nets = JSON.parse((await cli(['inspect', '-f', '{{json .NetworkSettings.Networks}}', 'multi'], env)).stdout);
+      expect(Object.keys(nets)).toEqual(['cli-first', 'cli-second']);
+      expect(nets['cli-second']).toMatchObject({ IPAddress: expect.stringMatching(/^10\.233\.0\.\d+$/), Aliases: ['extra'] });
+      expect((await cli(['ps', '--filter', 'network=cli-second', '--format', '{{.Names}} {{.Networks}}'], env)).stdout).toBe('multi cli-first,cli-second\n');
+      const again = await cli(['network', 'connect', 'cli-second', 'multi'], env);
+      expect(again).toMatchObject({ code: 1, stderr: expect.stringContaining('already connected') });
+      expect(await cli(['network', 'disconnect', 'cli-second', 'multi'], env)).toMatchObject({ code: 0 });
+      expect(Object.keys(JSON.parse((await cli(['inspect', '-f', '{{json .NetworkSettings.Networks}}', 'multi'], env)).stdout))).toEqual(['cli-first']);
+    } finally {
+      await cli(['rm', '-f', 'multi'], env);
+      await cli(['network', 'rm', 'cli-first', 'cli-second'], env);
+    }
+  });
 });
 
 describe('system prune, info, version', () => {
@@ -441,7 +461,7 @@ describe('usage', () => {
     [], ['run'], ['create'], ['start'], ['stop'], ['kill'], ['restart'], ['rm'], ['ps'], ['logs'], ['top'], ['pause'], ['unpause'],
     ['rename'], ['inspect'], ['pull'], ['images'], ['rmi'], ['tag'], ['events'], ['version'], ['info'],
     ['container'], ['container', 'ls'], ['container', 'rm'], ['image'], ['image', 'ls'], ['image', 'pull'], ['image', 'rm'], ['image', 'tag'], ['image', 'inspect'],
-    ['network'], ['network', 'ls'], ['network', 'create'], ['network', 'rm'], ['network', 'inspect'],
+    ['network'], ['network', 'ls'], ['network', 'create'], ['network', 'rm'], ['network', 'inspect'], ['network', 'connect'], ['network', 'disconnect'],
     ['system'], ['system', 'prune'], ['system', 'info'], ['system', 'events'],
   ];
 

@@ -358,7 +358,8 @@ describe('user namespaces: bad maps and options', () => {
     ['too many ranges', map(Array.from({ length: 341 }, (_, i) => ({ containerID: i, hostID: HOST + i, size: 1 }))), /at most 340 ranges/],
     ['an unknown mode', 'host', /userns/],
     ['host namespaces', { userns: 'auto', namespaces: { network: 'host' } }, /namespaces: with userns every namespace must be private/],
-    ['a bridge network (not wired into user namespaces yet)', { userns: 'auto', network: 'bridge' }, /userns cannot be combined with a network yet/],
+    ['the host network', { userns: 'auto', network: 'host' }, /userns cannot be combined with network "host" or "container:<id>"/],
+    ['another container\'s network', { userns: 'auto', network: 'container:abc' }, /userns cannot be combined with network "host" or "container:<id>"/],
     ['an unmapped user', { userns: { uidMap: [{ containerID: 0, hostID: HOST, size: 1000 }], gidMap: MAPS.gidMap }, user: '5000' }, /uid 5000 is not mapped/],
   ];
   for (const [what, value, message] of cases) {

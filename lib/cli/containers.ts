@@ -247,7 +247,7 @@ function psFilter(filters: string[]): (c: Awaited<ReturnType<typeof Container.li
       return eq < 0 ? v in c.labels : c.labels[v.slice(0, eq)] === v.slice(eq + 1);
     }) &&
     any('ancestor', (v) => c.image !== null && (c.image === v || c.image.endsWith(`/${v}`) || c.image.endsWith(`/${v}:latest`) || c.image.endsWith(`/library/${v}:latest`))) &&
-    any('network', (v) => c.network?.endpoint?.networkName === v || c.network?.mode === v);
+    any('network', (v) => c.network?.endpoint?.networkName === v || c.network?.mode === v || !!c.network?.networks?.some((n) => n.networkName === v));
 }
 
 const ps: Command = {

@@ -1,5 +1,5 @@
 /**
- * `berth network ls | create | rm | inspect`.
+ * `berth network ls | create | rm | inspect | connect | disconnect`.
  * @module
  */
 import { Network } from '../network/network.js';
@@ -109,10 +109,36 @@ const inspect: Command = {
   },
 };
 
+const connect: Command = {
+  name: 'connect',
+  usage: '[OPTIONS] NETWORK CONTAINER',
+  summary: 'Connect a container to a network',
+  flags: [{ long: 'alias', type: 'list', help: 'Add network-scoped alias for the container', valueName: 'strings' }],
+  args: { min: 2, max: 2 },
+  async run(ctx, f, args) {
+    const net = await Network.get(args[0]!, { root: ctx.config().root });
+    const aliases = f.list('alias');
+    await net.connect(args[1]!, aliases.length ? { aliases } : {});
+    return 0;
+  },
+};
+
+const disconnect: Command = {
+  name: 'disconnect',
+  usage: '[OPTIONS] NETWORK CONTAINER',
+  summary: 'Disconnect a container from a network',
+  flags: [{ long: 'force', short: 'f', type: 'bool', help: 'Force the container to disconnect from a network' }],
+  args: { min: 2, max: 2 },
+  async run(ctx, _f, args) {
+    await (await Network.get(args[0]!, { root: ctx.config().root })).disconnect(args[1]!);
+    return 0;
+  },
+};
+
 /** `network` management group. */
 export const networkGroup: Command = {
   name: 'network',
   usage: 'COMMAND',
-  summary: 'Manage networks (connect and disconnect are not supported yet)',
-  subcommands: [ls, create, rm, inspect],
+  summary: 'Manage networks',
+  subcommands: [connect, create, disconnect, inspect, ls, rm],
 };

@@ -48,7 +48,9 @@ export function psRow(c: ContainerInfo, full: boolean, now = Date.now()): Record
     LocalVolumes: '0',
     Mounts: userMounts(c).map((m) => m.Source || m.Destination).join(','),
     Names: c.name,
-    Networks: c.network?.endpoint?.networkName ?? (c.network?.mode && !c.network.mode.startsWith('container:') ? c.network.mode : ''),
+    Networks: c.network?.networks?.length
+      ? c.network.networks.map((n) => n.networkName).join(',')
+      : (c.network?.endpoint?.networkName ?? (c.network?.mode && !c.network.mode.startsWith('container:') ? c.network.mode : '')),
     Pid: c.pid === null ? '' : String(c.pid),
     Ports: portsText(c.network?.ports ?? []),
     RunningFor: ago(c.createdAt, now),
@@ -144,9 +146,11 @@ export function inspectContainer(c: ContainerInfo): Record<string, unknown> {
       Gateway: ep?.gateway ?? '',
       MacAddress: ep?.macAddress ?? '',
       Ports: ports,
-      Networks: ep
-        ? { [ep.networkName]: { NetworkID: ep.networkId, IPAddress: ep.ipAddress, IPPrefixLen: ep.prefixLength, Gateway: ep.gateway, MacAddress: ep.macAddress, Aliases: ep.aliases } }
-        : {},
+      // Every network it is on now (connected ones too); the one it was created on once it stopped.
+      Networks: Object.fromEntries((c.network?.networks?.length ? c.network.networks : ep ? [ep] : []).map((n) => [
+        n.networkName,
+        { NetworkID: n.networkId, IPAddress: n.ipAddress, IPPrefixLen: n.prefixLength, Gateway: n.gateway, MacAddress: n.macAddress, Aliases: n.aliases },
+      ])),
     },
     Berth: berth,
   };

@@ -40,8 +40,9 @@ import type { IdMapping } from './userns/idmap.js';
 import { specUserns } from './userns/plan.js';
 import { reserveUserns, type UsernsRecord } from './userns/pool.js';
 import { prepareUsernsRootfs, type UsernsRootfs } from './userns/rootfs.js';
+import { detachEngineBinds } from './userns/engine-binds.js';
 import {
-  networkNamespace, prepareContainerNetwork, releaseContainerNetwork, renameContainerNetwork, type ContainerNetworking,
+  networkInfo, networkNamespace, prepareContainerNetwork, releaseContainerNetwork, renameContainerNetwork, type ContainerNetworking,
   type ContainerNetworkRecord,
 } from '../network/container-network.js';
 import { containerEvent, recordDeath } from './container-events.js';
@@ -479,9 +480,11 @@ export class Container implements AsyncDisposable {
       let spawned;
       let plan: NativePlan;
       let networking: ContainerNetworking | undefined;
+      let closeEngineBinds = () => undefined as void;
       try {
         networking = await prepareContainerNetwork({
           root: engine.root.path, containerId: id, containerName: name, hostname: spec.hostname, owner, options: o, joined: netns.joined,
+          userns: userns !== undefined,
         });
         if (networking) {
           const net = networking;
@@ -502,12 +505,14 @@ export class Container implements AsyncDisposable {
           namespaceFds: nsFds,
           stdioFds: stdio.childFds,
           parentDeathSignal: o.detached ? 0 : 9,
-          waitForStart,
+          // A namespace wired after the clone must be ready before the program runs: the init waits for it.
+          waitForStart: waitForStart || networking?.wireInto !== undefined,
           createCwd: !rawSpec,
           ...(overlay ? { rootfsOverlay: overlay.overlay } : {}),
           ...(usernsRootfs ? { rootfsTreeFd: usernsRootfs.treeFd } : {}),
           seccompCacheDir: join(engine.root.path, 'seccomp-cache'),
         });
+        if (userns && networking) closeEngineBinds = detachEngineBinds(plan, networking.mounts.map((m) => m.source), userns);
         spawned = spawnOrExplain(plan);
       } catch (e) {
         destroyStreams();
@@ -515,6 +520,7 @@ export class Container implements AsyncDisposable {
       } finally {
         for (const fd of stdio.closeAfterSpawn) safeClose(fd);
         for (const n of nsFds) safeClose(n.fd);
+        closeEngineBinds();
         usernsRootfs?.close();
         cgroup.releaseSpawnFds();
       }
@@ -538,7 +544,17 @@ export class Container implements AsyncDisposable {
       container.#output = outputs.output;
       owned.exit = container.#watchExit();
 
-      if (waitForStart) {
+      const wired = networking?.wireInto;
+      if (wired) {
+        try {
+          await wired(spawned.pid);
+        } catch (e) {
+          await container.#abandon();
+          destroyStreams();
+          throw e;
+        }
+      }
+      if (waitForStart || wired) {
         let msg: StatusMessage | null;
         try {
           msg = await nextStatus(spawned.statusFd, signal);
@@ -556,6 +572,12 @@ export class Container implements AsyncDisposable {
           destroyStreams();
           throw err;
         }
+      }
+      if (wired && !waitForStart) {
+        // run(): the program starts at once, now that its network is wired.
+        writeSync(spawned.startFd, 'x');
+        safeClose(spawned.startFd);
+        owned.startFd = undefined;
       }
       if (outputs.monitorStreams.length > 0) {
         // A detached container's output outlives this process: its log monitor takes the pipes over.
@@ -600,7 +622,7 @@ export class Container implements AsyncDisposable {
       const state = engine.root.readState(id);
       if (!state) continue;
       const current = reconcile(state);
-      const info = infoFromState(current, current.status === 'running' && isPaused(engine, current));
+      const info = infoFromState(engine.root.path, current, current.status === 'running' && isPaused(engine, current));
       if (options.all || info.status !== 'exited') out.push(info);
     }
     return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
@@ -856,7 +878,7 @@ export class Container implements AsyncDisposable {
       this.#state = fresh;
     }
     const state = reconcile(this.#state);
-    return infoFromState(state, state.status === 'running' && this.#frozen());
+    return infoFromState(this.#engine.root.path, state, state.status === 'running' && this.#frozen());
   }
 
   /**
@@ -1121,7 +1143,7 @@ function isPaused(engine: Engine, s: ContainerState): boolean {
   }
 }
 
-function infoFromState(s: ContainerState, paused: boolean): ContainerInfo {
+function infoFromState(root: string, s: ContainerState, paused: boolean): ContainerInfo {
   const spec = s.spec as OciSpec;
   return {
     id: s.id,
@@ -1144,7 +1166,7 @@ function infoFromState(s: ContainerState, paused: boolean): ContainerInfo {
     volumes: s.image?.volumes ?? [],
     cgroup: s.cgroup,
     userns: s.userns ? { uidMap: s.userns.uidMap, gidMap: s.userns.gidMap, auto: s.userns.auto } : null,
-    network: s.network ?? null,
+    network: networkInfo(root, s.id, s.network),
     log: s.log ?? { driver: 'none', maxSize: 0, maxFile: 1 },
     spec,
   };

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { InvalidOptionsError } from '../errors.js';
 import { normalizeCapability } from './capabilities.js';
 import { usernsOptionSchema, type UsernsOption } from './userns/idmap.js';
-import { containerNetworkFields, type PortOption } from '../network/options.js';
+import { containerNetworkFields, type NetworkAttachment, type PortOption } from '../network/options.js';
 import { seccompOptionSchema, type SeccompOption } from './seccomp/profile.js';
 
 const absolutePath = z
@@ -238,10 +238,10 @@ export const containerOptionsSchema = z
     message: 'privileged cannot be combined with userns: a privileged container runs in the host\'s user namespace',
     path: ['privileged'],
   })
-  .refine((o) => !(o.userns !== undefined && o.network !== undefined && o.network !== 'none'), {
-    // The network namespace is prepared by the engine (owned by the host's user namespace), which a container in
-    // its own user namespace cannot join: wiring it after the clone is still to be done.
-    message: 'userns cannot be combined with a network yet (only network "none"): connect such containers in a later version',
+  .refine((o) => !(o.userns !== undefined && (o.network === 'host' || o.network?.startsWith('container:'))), {
+    // Those namespaces belong to another user namespace (the host's, the other container's), in which the
+    // container's root has no privilege. Bridge networks are wired after the clone (lib/network/endpoint.ts).
+    message: 'userns cannot be combined with network "host" or "container:<id>": the container\'s root has no privilege in that namespace\'s user namespace (use a bridge network or "none")',
     path: ['network'],
   })
   .refine((o) => (o.rootfs === undefined) !== (o.image === undefined), {
@@ -448,6 +448,11 @@ export interface ContainerOptions {
   network?: string;
   /** Extra names the container answers to on a user network (Docker's `--network-alias`). */
   networkAliases?: string[];
+  /**
+   * More networks to connect the container to when it is created (Docker's repeated `--network`), each with its
+   * own aliases: `eth1`, `eth2`, ... as with `network.connect()`. Needs `network` to be a bridge network.
+   */
+  networks?: NetworkAttachment[];
   /** Ports to publish on the host (Docker's `-p`); bridge networks only. */
   ports?: PortOption[];
   /** Nameservers for the container's resolv.conf instead of the host's (Docker's `--dns`). */

@@ -52,3 +52,10 @@ export class NetworkSetupError extends BerthError {
     super('ERR_NETWORK_SETUP', message, options);
   }
 }
+
+/** The container already has an address on that network (`docker network connect` twice). */
+export class EndpointExistsError extends BerthError {
+  constructor(container: string, network: string) {
+    super('ERR_ENDPOINT_EXISTS', `container ${container} is already connected to network ${network}`);
+  }
+}

@@ -10,12 +10,55 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { NetworkSetupError } from './errors.js';
+import { iptablesChainName, installIptables, removeIptables } from './iptables.js';
 import type { NetworkRecord } from './store.js';
+
+/**
+ * Where the firewall tools are looked for, first found wins. Tests point these at missing files to exercise the
+ * fallbacks (nft missing: iptables; both missing: no rules) without uninstalling anything.
+ */
+export const firewallTools = {
+  nft: ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft', '/bin/nft'],
+  iptables: ['/usr/sbin/iptables', '/sbin/iptables', '/usr/bin/iptables', '/bin/iptables'],
+};
 
 /** The nft binary, or undefined when nftables' tool is not installed. */
 export function nftPath(): string | undefined {
-  for (const p of ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft', '/bin/nft']) if (existsSync(p)) return p;
-  return undefined;
+  return firewallTools.nft.find((p) => existsSync(p));
+}
+
+/** The iptables binary, or undefined when it is not installed. */
+export function iptablesPath(): string | undefined {
+  return firewallTools.iptables.find((p) => existsSync(p));
+}
+
+/**
+ * The firewall a new network's rules go to: nftables (a table of its own) where `nft` exists, else iptables
+ * (chains of its own), else none (no NAT; the network says so in its warnings).
+ */
+export function pickFirewall(networkId: string): { natTable: string | null; firewall?: 'iptables' } {
+  if (nftPath()) return { natTable: natTableName(networkId) };
+  if (iptablesPath()) return { natTable: iptablesChainName(networkId), firewall: 'iptables' };
+  return { natTable: null };
+}
+
+/** Installs a network's rules with the firewall recorded for it. */
+export async function installNetworkRules(r: Pick<NetworkRecord, 'subnet' | 'bridge' | 'internal' | 'natTable' | 'firewall'>): Promise<void> {
+  if (!r.natTable) return;
+  if (r.firewall === 'iptables') {
+    const bin = iptablesPath();
+    if (!bin) throw new NetworkSetupError('iptables is not installed any more: cannot restore the rules of this network');
+    await installIptables(bin, r, r.natTable);
+  } else await installRules(r, r.natTable);
+}
+
+/** Removes a network's rules (whatever is left of them). */
+export async function removeNetworkRules(r: Pick<NetworkRecord, 'natTable' | 'firewall'>): Promise<void> {
+  if (!r.natTable) return;
+  if (r.firewall === 'iptables') {
+    const bin = iptablesPath();
+    if (bin) await removeIptables(bin, r.natTable);
+  } else await removeRules(r.natTable);
 }
 
 /** The table name for a network id. */

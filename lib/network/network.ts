@@ -10,13 +10,16 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { InvalidOptionsError } from '../errors.js';
 import { native } from '../native.js';
-import { defaultRoot } from '../container/state.js';
+import { defaultRoot, StateRoot, type ContainerState } from '../container/state.js';
+import { ContainerNotFoundError } from '../errors.js';
+import { connectContainer, disconnectContainer } from './container-network.js';
+import type { EndpointRecord } from './endpoint.js';
 import { toInvalidOptions } from '../container/options.js';
 import { formatCidr, formatIPv4, lastAddress, overlaps, parseCidr, parseIPv4, type Cidr } from './cidr.js';
 import { NetworkExistsError, NetworkInUseError, NetworkNotFoundError, NetworkSetupError, SubnetConflictError } from './errors.js';
 import { hostBlocks, ipForwarding, linkExists } from './host.js';
 import { withFileLock } from './lock.js';
-import { installRules, natTableName, nftPath, removeRules } from './nat.js';
+import { installNetworkRules, pickFirewall, removeNetworkRules } from './nat.js';
 import { NetworkStore, type NetworkRecord } from './store.js';
 import { reclaimStaleLeases } from './endpoint.js';
 import { recordEvent } from '../journal/events.js';
@@ -92,7 +95,9 @@ const optionsMatch: Same<z.input<typeof networkOptionsSchema>, NetworkCreateOpti
 void optionsMatch;
 
 /** What `inspect()` and `list()` report about a network: its record, the containers on it, and warnings. */
-export interface NetworkInfo extends Omit<NetworkRecord, 'natTable' | 'isDefault'> {
+export interface NetworkInfo extends Omit<NetworkRecord, 'natTable' | 'isDefault' | 'firewall'> {
+  /** Where its NAT and isolation rules are: `nftables`, `iptables`, or `none` (neither tool installed). */
+  firewall: 'nftables' | 'iptables' | 'none';
   /** Containers attached, with their addresses. */
   containers: { id: string; name: string; ipv4Address: string; macAddress: string }[];
   /** Things that keep the network from working fully on this host (e.g. IPv4 forwarding off). */
@@ -156,6 +161,38 @@ export class Network {
   }
 
   /**
+   * Connects a created or running container to this network (`docker network connect`): it gets the next
+   * interface (`eth1`, `eth2`, ...) with an address of this network and the route to its subnet (its default
+   * route stays on its first network), and on user networks its name, `aliases` and short id resolve for the
+   * network's containers (and theirs for it) through /etc/hosts. Any process sharing the state root may connect
+   * a container, not only its owner. Throws `ContainerNotFoundError`, `ContainerStateError` (not running, or not
+   * on a bridge network of its own), `EndpointExistsError` (already connected), `InvalidOptionsError`.
+   */
+  async connect(container: string | { readonly id: string }, options: { aliases?: string[] } = {}): Promise<EndpointRecord> {
+    const parsed = connectOptionsSchema.safeParse(options);
+    if (!parsed.success) throw toInvalidOptions('connect options', parsed.error);
+    const r = this.#store.read(this.id);
+    if (!r) throw new NetworkNotFoundError(this.name);
+    const state = containerState(this.#store.root, container);
+    const endpoint = await connectContainer(this.#store.root, r, state, parsed.data.aliases ?? []);
+    recordEvent(this.#store.root, 'network', 'connect', r.id, { name: r.name, container: state.id, type: 'bridge' });
+    return endpoint;
+  }
+
+  /**
+   * Disconnects a container from this network (`docker network disconnect`): its interface on the network goes
+   * away, its address is freed, and the network's containers and it stop resolving each other's names. Throws
+   * `ContainerNotFoundError`, or `ContainerStateError` when it is not connected.
+   */
+  async disconnect(container: string | { readonly id: string }): Promise<void> {
+    const r = this.#store.read(this.id);
+    if (!r) throw new NetworkNotFoundError(this.name);
+    const state = containerState(this.#store.root, container);
+    await disconnectContainer(this.#store.root, r, state);
+    recordEvent(this.#store.root, 'network', 'disconnect', r.id, { name: r.name, container: state.id, type: 'bridge' });
+  }
+
+  /**
    * Removes the network: its rules, its bridge and its records. Refused while containers are attached
    * (`NetworkInUseError`); leases of containers that are gone are reclaimed first.
    */
@@ -173,6 +210,21 @@ export class Network {
       }),
     );
   }
+}
+
+const connectOptionsSchema = z.strictObject({
+  /** Extra names the container answers to on this network (Docker's `--alias`). */
+  aliases: z.array(z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9_.-]*[a-zA-Z0-9])?$/, 'must be a DNS name')).optional(),
+});
+
+/** A container of the state root, by id, unique id prefix, name, or `Container` object. */
+function containerState(root: string, container: string | { readonly id: string }): ContainerState {
+  const key = typeof container === 'string' ? container : container.id;
+  const states = new StateRoot(root);
+  const id = states.resolve(key);
+  const state = id ? states.readState(id) : undefined;
+  if (!state) throw new ContainerNotFoundError(key);
+  return state;
 }
 
 function storeFor(root: string | undefined): NetworkStore {
@@ -248,7 +300,7 @@ async function createNetwork(store: NetworkStore, n: NewNetwork): Promise<Networ
         bridge,
         internal: n.internal,
         mtu: n.mtu,
-        natTable: nftPath() ? natTableName(id) : null,
+        ...pickFirewall(id),
         isDefault: n.isDefault,
         labels: n.labels,
         createdAt: new Date().toISOString(),
@@ -273,10 +325,10 @@ async function buildBridge(r: NetworkRecord): Promise<void> {
       { op: 'bridge', name: r.bridge, mtu: r.mtu, up: true },
       { op: 'addr', name: r.bridge, address: r.gateway, prefix: c.prefix, broadcast: formatIPv4(lastAddress(c)) },
     ]);
-    if (r.natTable) await installRules(r, r.natTable);
+    await installNetworkRules(r);
   } catch (e) {
     await native.netlinkRun(-1, [{ op: 'delLink', name: r.bridge, ignoreMissing: true }]).catch(() => undefined);
-    if (r.natTable) await removeRules(r.natTable).catch(() => undefined);
+    await removeNetworkRules(r).catch(() => undefined);
     if (e instanceof NetworkSetupError) throw e;
     throw new NetworkSetupError(`cannot create the bridge ${r.bridge} of network ${r.name}: ${(e as Error).message}`, { cause: e });
   }
@@ -284,7 +336,7 @@ async function buildBridge(r: NetworkRecord): Promise<void> {
 
 /** Removes the network's rules and bridge (each only if present). */
 async function teardown(r: NetworkRecord): Promise<void> {
-  if (r.natTable) await removeRules(r.natTable);
+  await removeNetworkRules(r);
   await native.netlinkRun(-1, [{ op: 'delLink', name: r.bridge, ignoreMissing: true }]);
 }
 
@@ -325,7 +377,7 @@ function infoOf(store: NetworkStore, r: NetworkRecord): NetworkInfo {
   if (!r.internal && !ipForwarding()) {
     warnings.push('IPv4 forwarding is disabled on this host (net.ipv4.ip_forward=0): containers reach the host and each other, but not beyond; Docker enables it, berth leaves the host setting alone');
   }
-  if (!r.natTable && !r.internal) warnings.push('nftables is not installed: no outbound NAT for this network');
+  if (!r.natTable && !r.internal) warnings.push('neither nftables (nft) nor iptables is installed: no outbound NAT and no isolation rules for this network');
   return {
     id: r.id,
     name: r.name,
@@ -335,6 +387,7 @@ function infoOf(store: NetworkStore, r: NetworkRecord): NetworkInfo {
     bridge: r.bridge,
     internal: r.internal,
     mtu: r.mtu,
+    firewall: !r.natTable ? 'none' : r.firewall === 'iptables' ? 'iptables' : 'nftables',
     labels: { ...r.labels },
     createdAt: r.createdAt,
     containers: store

@@ -30,6 +30,8 @@ export const containerNetworkFields = {
   network: networkMode.optional(),
   /** Extra names the container answers to on a user network. */
   networkAliases: z.array(dnsName).optional(),
+  /** More networks to connect it to at create. */
+  networks: z.array(z.strictObject({ name: networkMode, aliases: z.array(dnsName).optional() })).optional(),
   /** Ports to publish on the host. */
   ports: z.array(portOption).optional(),
   /** Nameservers written to the container's resolv.conf instead of the host's. */
@@ -48,4 +50,12 @@ export interface PortOption {
   hostIp?: string;
   /** Default `tcp`. */
   protocol?: 'tcp' | 'udp';
+}
+
+/** One more network for a container at create: `{ name: 'backend', aliases: ['api'] }`. */
+export interface NetworkAttachment {
+  /** The network's name or id (`bridge` for the default network). */
+  name: string;
+  /** Extra names the container answers to on that network (user networks only). */
+  aliases?: string[];
 }

@@ -26,8 +26,13 @@ export interface NetworkRecord {
   /** No outbound NAT, no route out, no forwarding to or from other networks. */
   internal: boolean;
   mtu: number;
-  /** The nftables table holding the network's rules (`ip <name>`), or null when it has none. */
+  /**
+   * The nftables table holding the network's rules (`ip <name>`), or with `firewall: 'iptables'` the name of its
+   * iptables chains; null when it has none.
+   */
   natTable: string | null;
+  /** Where its rules are: nftables (absent) or iptables (hosts without `nft`). */
+  firewall?: 'iptables';
   /** The default network (`bridge`): no name resolution between containers, as Docker's default bridge. */
   isDefault: boolean;
   labels: Record<string, string>;
@@ -47,6 +52,10 @@ export interface Lease {
   /** Host end of the container's veth pair. */
   veth: string;
   mac: string;
+  /** The interface inside the container (absent in older records: `eth0`). */
+  iface?: string;
+  /** The aliases asked for on this network. */
+  aliases?: string[];
 }
 
 /** The records of one state root. */
