@@ -360,12 +360,12 @@ setInterval(() => {}, 1000);
     expect(berthLinks()).toContain(endpoint.veth);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
-    // The container dies with its owner; its namespace (and the veth) go with it, and the next user of the
-    // network reclaims the address.
+    // The container dies with its owner (the parent-death signal takes a moment); its namespace and the veth go
+    // with it, and the next user of the network reclaims the address.
+    expect(await eventually(() => !berthLinks().includes(endpoint.veth))).toBe(true);
     const r = await Container.run({ root, rootfs, network: 'orphans', cmd: ['cat', '/etc/hosts'] });
     expect(r.exitCode).toBe(0);
     expect(await eventually(() => readdirSync(join(root, 'networks', info.id, 'leases')).length === 0)).toBe(true);
-    expect(await eventually(() => !berthLinks().includes(endpoint.veth))).toBe(true);
     // Opening the root again (as a new process does) removes the dead owner's container record too.
     const { cleanupDeadOwners } = await import('../lib/container/engine.js');
     const { openEngine } = await import('../lib/container/engine.js');
