@@ -3,7 +3,7 @@
  * (copied into containers' resolv.conf), whether it forwards IPv4. Read-only: nothing here changes the host.
  * @module
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { parseIPv4, type Cidr, maskOf } from './cidr.js';
 
@@ -54,6 +54,14 @@ export function ipForwarding(): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Turns IPv4 forwarding on in this process's network namespace, as Docker's daemon does (`--ip-forward`, on by
+ * default there). berth does it only when asked: it is a host-wide switch, never turned off again.
+ */
+export function enableIpForwarding(): void {
+  if (!ipForwarding()) writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
 }
 
 /** Whether a network interface of this name exists in the host's namespace. */

@@ -4,7 +4,7 @@
  * - outbound NAT: traffic from the subnet leaving through another interface is masqueraded (not `internal`);
  * - forwarding: the network's containers may go out (not `internal`), replies come back, and nothing from outside
  *   the bridge (another network, the outside) may open connections into it.
- * The global `net.ipv4.ip_forward` switch is the host's: berth reads it and never changes it (see docs/network.md).
+ * The global `net.ipv4.ip_forward` switch is the host's: berth turns it on only when asked (see docs/network.md).
  * @module
  */
 import { execFile } from 'node:child_process';

@@ -17,7 +17,7 @@ import type { EndpointRecord } from './endpoint.js';
 import { toInvalidOptions } from '../container/options.js';
 import { formatCidr, formatIPv4, lastAddress, overlaps, parseCidr, parseIPv4, type Cidr } from './cidr.js';
 import { NetworkExistsError, NetworkInUseError, NetworkNotFoundError, NetworkSetupError, SubnetConflictError } from './errors.js';
-import { hostBlocks, ipForwarding, linkExists } from './host.js';
+import { enableIpForwarding, hostBlocks, ipForwarding, linkExists } from './host.js';
 import { withFileLock } from './lock.js';
 import { installNetworkRules, pickFirewall, removeNetworkRules } from './nat.js';
 import { NetworkStore, type NetworkRecord } from './store.js';
@@ -68,6 +68,8 @@ export const networkOptionsSchema = z.strictObject({
   internal: z.boolean().optional(),
   /** MTU of the bridge and of containers' interfaces (default 1500). */
   mtu: z.number().int().min(68).max(65535).optional(),
+  /** Turn on the host's IPv4 forwarding, as Docker's daemon does (default false; `BERTH_IP_FORWARD=1` too). */
+  enableIpForward: z.boolean().optional(),
   labels: z.record(z.string(), z.string()).optional(),
   /** State root (default: `BERTH_ROOT` or /var/lib/berth). */
   root: z.string().optional(),
@@ -85,6 +87,13 @@ export interface NetworkCreateOptions {
   internal?: boolean;
   /** MTU of the bridge and the containers' interfaces (default 1500). */
   mtu?: number;
+  /**
+   * Turn on the host's `net.ipv4.ip_forward` (in this process's network namespace) so that containers reach beyond
+   * the host, as Docker's daemon does by default. berth leaves the switch alone unless this (or the environment
+   * variable `BERTH_IP_FORWARD=1`, which also covers the default `bridge` network) asks: it is host-wide and is
+   * never turned off again. Ignored for `internal` networks.
+   */
+  enableIpForward?: boolean;
   labels?: Record<string, string>;
   /** State root (default: `BERTH_ROOT` or /var/lib/berth). */
   root?: string;
@@ -135,6 +144,7 @@ export class Network {
       labels: o.labels ?? {},
       isDefault: false,
     });
+    if (!record.internal && (o.enableIpForward || ipForwardRequested())) enableIpForwarding();
     recordEvent(store.root, 'network', 'create', record.id, { name: record.name, type: 'bridge' });
     return new Network(store, record);
   }
@@ -356,7 +366,9 @@ export async function defaultNetwork(store: NetworkStore): Promise<NetworkRecord
   const existing = store.list().find((r) => r.isDefault);
   if (existing) return existing;
   try {
-    return await createNetwork(store, { name: DEFAULT_NETWORK, internal: false, mtu: DEFAULT_MTU, labels: {}, isDefault: true });
+    const record = await createNetwork(store, { name: DEFAULT_NETWORK, internal: false, mtu: DEFAULT_MTU, labels: {}, isDefault: true });
+    if (ipForwardRequested()) enableIpForwarding();
+    return record;
   } catch (e) {
     // Another process created it meanwhile.
     const again = store.list().find((r) => r.isDefault);
@@ -372,10 +384,15 @@ export async function networkForContainer(store: NetworkStore, name: string): Pr
   return r;
 }
 
+/** `BERTH_IP_FORWARD=1`: the environment's way to ask for Docker's forwarding switch (covers the default network). */
+function ipForwardRequested(): boolean {
+  return process.env.BERTH_IP_FORWARD === '1';
+}
+
 function infoOf(store: NetworkStore, r: NetworkRecord): NetworkInfo {
   const warnings: string[] = [];
   if (!r.internal && !ipForwarding()) {
-    warnings.push('IPv4 forwarding is disabled on this host (net.ipv4.ip_forward=0): containers reach the host and each other, but not beyond; Docker enables it, berth leaves the host setting alone');
+    warnings.push('IPv4 forwarding is disabled on this host (net.ipv4.ip_forward=0): containers reach the host and each other, but not beyond; Docker enables it, berth does so only when asked (enableIpForward or BERTH_IP_FORWARD=1)');
   }
   if (!r.natTable && !r.internal) warnings.push('neither nftables (nft) nor iptables is installed: no outbound NAT and no isolation rules for this network');
   return {
