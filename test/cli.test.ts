@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container } from '../lib/index.js';
 import { cli, CLI, startCli } from './helpers/cli.js';
 import { pushBusybox, startRegistry, type Registry } from './helpers/registry.js';
-import { tempRoot } from './helpers/env.js';
+import { clearRoot, tempRoot } from './helpers/env.js';
 
 const { root, cleanup } = tempRoot('cli');
 const home = mkdtempSync(join(tmpdir(), 'berth-test-cli-home-'));
@@ -442,19 +442,11 @@ describe('config file and environment', () => {
       expect(broken.code).toBe(1);
       expect(broken.stderr).toContain(`invalid config file ${file}: registry-mirrors:`);
     } finally {
-      await cleanupRoot(join(dir, 'state'));
+      await clearRoot(join(dir, 'state'));
       rmSync(dir, { recursive: true, force: true });
     }
   });
 });
-
-async function cleanupRoot(r: string): Promise<void> {
-  try {
-    for (const c of await Container.list({ root: r, all: true })) await (await Container.get(c.id, { root: r })).remove({ force: true });
-  } catch {
-    // no root
-  }
-}
 
 describe('usage', () => {
   const commands = [

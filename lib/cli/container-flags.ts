@@ -260,8 +260,10 @@ export function containerOptionsFromFlags(f: Flags, args: readonly string[], con
   for (const m of mounts) if (m.type === 'bind' && !existsSync(m.source)) mkdirSync(m.source, { recursive: true, mode: 0o755 });
   if (mounts.length) o.mounts = mounts;
   if (f.bool('read-only')) o.readonlyRootfs = true;
-  const network = f.string('network') ?? f.string('net');
-  if (network !== undefined) o.network = network === 'default' ? 'bridge' : network;
+  // As docker: without --network a container is on the default bridge network (the library's own default is a
+  // private loopback-only namespace, which costs nothing; a command-line user expects docker's).
+  const network = f.string('network') ?? f.string('net') ?? 'bridge';
+  o.network = network === 'default' ? 'bridge' : network;
   const aliases = [...f.list('network-alias'), ...f.list('net-alias')];
   if (aliases.length) o.networkAliases = aliases;
   if (f.list('dns').length) o.dns = f.list('dns');

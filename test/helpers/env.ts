@@ -19,19 +19,29 @@ export function tempRoot(label: string): { root: string; rootfs: string; cleanup
   cpSync(BUSYBOX, rootfs, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
   const root = join(dir, 'state');
   const cleanup = async () => {
-    // A test that failed half-way may have left containers: remove them (and their cgroups) with the root.
-    if (existsSync(root)) {
-      for (const info of await Container.list({ root, all: true })) {
-        await (await Container.get(info.id, { root })).remove({ force: true }).catch(() => undefined);
-      }
-      // Networks live on the host (bridges, nftables tables): remove them with the root.
-      for (const n of await Network.list({ root })) {
-        await (await Network.get(n.id, { root })).remove().catch(() => undefined);
-      }
-    }
+    await clearRoot(root);
     rmSync(dir, { recursive: true, force: true });
   };
   return { root, rootfs, cleanup };
+}
+
+/**
+ * Removes what a state root holds outside its directory: containers (and their cgroups) a failed test left, and
+ * networks (bridges, nftables tables). A container's veth goes in the background after it exits, so a network
+ * still in use is retried for a few seconds.
+ */
+export async function clearRoot(root: string): Promise<void> {
+  if (!existsSync(root)) return;
+  for (const info of await Container.list({ root, all: true })) {
+    await (await Container.get(info.id, { root })).remove({ force: true }).catch(() => undefined);
+  }
+  for (const n of await Network.list({ root })) {
+    const net = await Network.get(n.id, { root });
+    for (let i = 0; i < 50; i++) {
+      if (await net.remove().then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 /** Number of lines in this process's mount table. */
