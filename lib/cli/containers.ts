@@ -2,6 +2,7 @@
  * Container commands: run, create, start, stop, kill, restart, rm, ps, logs, top, pause, unpause, rename.
  * @module
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Container } from '../container/container.js';
 import { ContainerStartError, ContainerStateError } from '../errors.js';
@@ -60,6 +61,12 @@ async function attachAndWait(ctx: Context, id: string, start: boolean, label: st
   }
 }
 
+/** Waits (a bounded time) until a container's directory is gone. */
+async function removed(dir: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (existsSync(dir) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
 /** `run` and `create`: flags to options, the image, then a shim that owns the container. */
 async function createContainer(ctx: Context, f: Flags, args: string[], mode: 'create' | 'run' | 'detach'): Promise<number> {
   const label = 'berth';
@@ -89,7 +96,10 @@ async function createContainer(ctx: Context, f: Flags, args: string[], mode: 'cr
       ctx.stdout.write(`${launched.id}\n`);
       return 0;
     }
-    return await attachAndWait(ctx, launched.id, true, label, !f.has('sig-proxy') || f.bool('sig-proxy'));
+    const status = await attachAndWait(ctx, launched.id, true, label, !f.has('sig-proxy') || f.bool('sig-proxy'));
+    // As docker's client with --rm: return once the container is gone, not merely exited (its shim removes it).
+    if (plan.autoRemove) await removed(join(ctx.config().root, 'containers', launched.id), 10_000);
+    return status;
   } catch (e) {
     if (e instanceof UsageError) throw e;
     ctx.stderr.write(`${label}: ${(e as Error).message}.\nSee '${command} --help'.\n`);
