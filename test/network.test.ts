@@ -428,3 +428,30 @@ int main(int argc, char** argv) {
   execFileSync('gcc', ['-static', '-O1', '-o', bin, src]);
   return bin;
 }
+
+describe('after a reboot', () => {
+  it('rebuilds a network\'s bridge and rules from its record when a container next uses it', async () => {
+    const n = await Network.create({ root, name: 'rebooted', subnet: '10.242.0.0/24' });
+    const info = await n.inspect();
+    // What a reboot leaves: the record, without the bridge and its nftables table.
+    execFileSync('ip', ['link', 'del', info.bridge]);
+    if (info.firewall === 'nftables') execFileSync('nft', ['delete', 'table', 'ip', `berth_${info.id.slice(0, 12)}`]);
+    expect(berthLinks()).not.toContain(info.bridge);
+    const r = await Container.run({ root, rootfs, network: 'rebooted', cmd: ['sh', '-c', 'ip -4 addr show eth0 | grep -o "inet [0-9.]*"; ip route'] });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/inet 10\.242\.0\.\d+/);
+    expect(r.stdout).toContain('default via 10.242.0.1');
+    expect(berthLinks()).toContain(info.bridge);
+    if (info.firewall === 'nftables') expect(nftTables()).toContain(`berth_${info.id.slice(0, 12)}`);
+    for (let i = 0; ; i++) {
+      try {
+        await n.remove();
+        break;
+      } catch (e) {
+        if (i > 50) throw e;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    }
+    expect(berthLinks()).not.toContain(info.bridge);
+  });
+});

@@ -69,6 +69,15 @@ export function linkExists(name: string): boolean {
   return existsSync(`/sys/class/net/${name}`);
 }
 
+/**
+ * Whether a network's bridge is up with an address in THIS process's network namespace. Asked through
+ * getifaddrs (netlink, always this namespace), not /sys/class/net, which shows the namespace of whoever mounted
+ * that sysfs. Bridges always carry their gateway address, so an interface without one is not ours to trust.
+ */
+export function bridgePresent(name: string): boolean {
+  return (networkInterfaces()[name] ?? []).some((a) => a.family === 'IPv4');
+}
+
 /** Docker's fallback when the host has no usable resolver (only local ones a container cannot reach). */
 export const FALLBACK_NAMESERVERS = ['8.8.8.8', '8.8.4.4'];
 

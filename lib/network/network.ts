@@ -17,7 +17,7 @@ import type { EndpointRecord } from './endpoint.js';
 import { toInvalidOptions } from '../container/options.js';
 import { formatCidr, formatIPv4, lastAddress, overlaps, parseCidr, parseIPv4, type Cidr } from './cidr.js';
 import { NetworkExistsError, NetworkInUseError, NetworkNotFoundError, NetworkSetupError, SubnetConflictError } from './errors.js';
-import { enableIpForwarding, hostBlocks, ipForwarding, linkExists } from './host.js';
+import { bridgePresent, enableIpForwarding, hostBlocks, ipForwarding, linkExists } from './host.js';
 import { withFileLock } from './lock.js';
 import { installNetworkRules, pickFirewall, removeNetworkRules } from './nat.js';
 import { NetworkStore, type NetworkRecord } from './store.js';
@@ -183,6 +183,7 @@ export class Network {
     if (!parsed.success) throw toInvalidOptions('connect options', parsed.error);
     const r = this.#store.read(this.id);
     if (!r) throw new NetworkNotFoundError(this.name);
+    await ensureBridge(r);
     const state = containerState(this.#store.root, container);
     const endpoint = await connectContainer(this.#store.root, r, state, parsed.data.aliases ?? []);
     recordEvent(this.#store.root, 'network', 'connect', r.id, { name: r.name, container: state.id, type: 'bridge' });
@@ -355,9 +356,12 @@ async function teardown(r: NetworkRecord): Promise<void> {
  * again from the record.
  */
 export async function ensureBridge(r: NetworkRecord): Promise<void> {
-  if (linkExists(r.bridge)) return;
+  if (bridgePresent(r.bridge)) return;
   await hostLocked(async () => {
-    if (!linkExists(r.bridge)) await buildBridge(r);
+    if (bridgePresent(r.bridge)) return;
+    // Whatever is left of it (a bridge without its address, rules without their bridge) is replaced whole.
+    await teardown(r).catch(() => undefined);
+    await buildBridge(r);
   });
 }
 
@@ -381,6 +385,7 @@ export async function defaultNetwork(store: NetworkStore): Promise<NetworkRecord
 export async function networkForContainer(store: NetworkStore, name: string): Promise<NetworkRecord> {
   const r = name === DEFAULT_NETWORK ? await defaultNetwork(store) : store.find(name);
   if (!r) throw new NetworkNotFoundError(name);
+  await ensureBridge(r); // after a reboot the record is there and the bridge is not
   return r;
 }
 
