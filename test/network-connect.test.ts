@@ -7,33 +7,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ContainerNotFoundError, ContainerStateError, EndpointExistsError, Network, NetworkNotFoundError } from '../lib/index.js';
 import { tempRoot } from './helpers/env.js';
+import { berthLinks, eventually, started } from './helpers/network.js';
 
 const { root, rootfs, cleanup } = tempRoot('netconnect');
 afterAll(cleanup);
 
 const dist = new URL('../dist/lib/index.js', import.meta.url).pathname;
 
-function berthLinks(): string[] {
-  return readdirSync('/sys/class/net').filter((n) => /^(berth|bveth)/.test(n));
-}
-
-async function eventually(f: () => boolean, ms = 10_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (f()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return f();
-}
-
-async function started(options: Parameters<typeof Container.create>[0]) {
-  const c = await Container.create({ root, rootfs, ...options });
-  let out = '';
-  c.stdout!.on('data', (d) => (out += d));
-  c.stderr!.on('data', (d) => (out += d));
-  await c.start();
-  return { c, output: () => out };
-}
+const start = (options: Parameters<typeof started>[2]) => started(root, rootfs, options);
 
 const hostsOf = (id: string) => readFileSync(join(root, 'containers', id, 'hosts'), 'utf8');
 const leasesOf = (netId: string) => readdirSync(join(root, 'networks', netId, 'leases'));
@@ -51,10 +32,10 @@ describe('network.connect / disconnect', () => {
   });
 
   it('a connected container reaches the other network by name; after disconnect it cannot', async () => {
-    const server = await started({ network: 'conn-b', name: 'srv', cmd: ['nc', '-ll', '-p', '7000', '-e', 'echo', 'reached'] });
+    const server = await start({ network: 'conn-b', name: 'srv', cmd: ['nc', '-ll', '-p', '7000', '-e', 'echo', 'reached'] });
     // The client waits for the server's name to appear in its hosts file, talks to it, then waits for the name to
     // go and tries the address it had.
-    const client = await started({
+    const client = await start({
       network: 'conn-a', name: 'cli',
       cmd: ['sh', '-c', [
         'i=0; until grep -q "\\bsrv\\b" /etc/hosts; do sleep 0.1; i=$((i+1)); [ $i -gt 150 ] && echo timeout-in && exit 1; done',
@@ -79,7 +60,7 @@ describe('network.connect / disconnect', () => {
       // The server now knows the client too, by name and alias.
       expect(hostsOf(server.c.id)).toMatch(new RegExp(`\\n${endpoint.ipAddress.replace(/\./g, '\\.')}\\tcli cli-alias `));
       // A second alias for the server was not asked: connect another container with an alias to test the alias.
-      const third = await started({ network: 'conn-b', name: 'store', networkAliases: ['storage'], cmd: ['nc', '-ll', '-p', '7000', '-e', 'echo', 'stored'] });
+      const third = await start({ network: 'conn-b', name: 'store', networkAliases: ['storage'], cmd: ['nc', '-ll', '-p', '7000', '-e', 'echo', 'stored'] });
       try {
         expect(await eventually(() => client.output().includes('connected-done'))).toBe(true);
         const out = client.output();
@@ -122,7 +103,7 @@ describe('network.connect / disconnect', () => {
   });
 
   it('a connection made by another process is released when the owner removes the container', async () => {
-    const c = await started({ network: 'conn-a', name: 'multi', cmd: ['sleep', '60'] });
+    const c = await start({ network: 'conn-a', name: 'multi', cmd: ['sleep', '60'] });
     try {
       const script = join(root, '..', 'connector.mjs');
       writeFileSync(script, `import { Network } from ${JSON.stringify(dist)};
@@ -148,14 +129,14 @@ console.log(JSON.stringify(await n.connect('multi')));
   });
 
   it('several networks at create: eth0 on the first, eth1 on the next, names of both resolve', async () => {
-    const server = await started({ network: 'conn-b', name: 'srv-b', cmd: ['nc', '-ll', '-p', '7000', '-e', 'echo', 'from-b'] });
+    const server = await start({ network: 'conn-b', name: 'srv-b', cmd: ['nc', '-ll', '-p', '7000', '-e', 'echo', 'from-b'] });
     try {
       const r = await Container.run({
         root, rootfs, network: 'conn-a', networks: [{ name: 'conn-b', aliases: ['both'] }], name: 'twice',
         cmd: ['sh', '-c', 'ip -o -4 addr show | awk \'{print $2}\'; for i in 1 2 3 4 5 6 7 8 9 10; do r=$(nc -w 2 srv-b 7000 </dev/null) && [ -n "$r" ] && break; sleep 0.2; done; echo "$r"; cat /proc/1/net/dev >/dev/null; grep -w srv-b /etc/hosts | wc -l'],
       });
       expect(r.stdout).toBe('lo\neth0\neth1\nfrom-b\n1\n');
-      const kept = await started({ network: 'conn-a', networks: [{ name: 'conn-b', aliases: ['both'] }], name: 'twice2', cmd: ['sleep', '30'] });
+      const kept = await start({ network: 'conn-a', networks: [{ name: 'conn-b', aliases: ['both'] }], name: 'twice2', cmd: ['sleep', '30'] });
       try {
         expect(hostsOf(server.c.id)).toMatch(/\ttwice2 both [0-9a-f]{12}\n/);
         expect((await kept.c.inspect()).network!.networks!.map((n) => `${n.networkName}:${n.interface}`)).toEqual(['conn-a:eth0', 'conn-b:eth1']);
@@ -186,14 +167,14 @@ console.log(JSON.stringify(await n.connect('multi')));
     } finally {
       await done.remove({ force: true });
     }
-    const none = await started({ network: 'none', cmd: ['sleep', '30'] });
+    const none = await start({ network: 'none', cmd: ['sleep', '30'] });
     try {
       await expect(b.connect(none.c)).rejects.toThrow(/network mode is none/);
     } finally {
       await none.c.remove({ force: true });
     }
     const gone = await Network.create({ root, name: 'conn-gone' });
-    const c = await started({ network: 'conn-a', cmd: ['sleep', '30'] });
+    const c = await start({ network: 'conn-a', cmd: ['sleep', '30'] });
     try {
       await gone.remove();
       await expect(gone.connect(c.c)).rejects.toBeInstanceOf(NetworkNotFoundError);

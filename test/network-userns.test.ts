@@ -7,22 +7,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, Network } from '../lib/index.js';
 import { tempRoot } from './helpers/env.js';
+import { berthLinks, eventually } from './helpers/network.js';
 
 const { root, rootfs, cleanup } = tempRoot('netuserns');
 afterAll(cleanup);
-
-function berthLinks(): string[] {
-  return readdirSync('/sys/class/net').filter((n) => /^(berth|bveth)/.test(n));
-}
-
-async function eventually(f: () => boolean, ms = 10_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (f()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return f();
-}
 
 /** Reads what 127.0.0.1:port says, retrying while the server starts. */
 async function tcpRead(port: number): Promise<string> {

@@ -11,40 +11,18 @@ import {
   Container, InvalidOptionsError, Network, NetworkNotFoundError, PortBindError, SubnetConflictError,
 } from '../lib/index.js';
 import { tempRoot } from './helpers/env.js';
+import { berthLinks, eventually, started } from './helpers/network.js';
 
 const { root, rootfs, cleanup } = tempRoot('network');
 afterAll(cleanup);
 
 const dist = new URL('../dist/lib/index.js', import.meta.url).pathname;
 
-/** Host interfaces whose names are berth's (bridges berth*, veths bveth*). */
-function berthLinks(): string[] {
-  return readdirSync('/sys/class/net').filter((n) => /^(berth|bveth)/.test(n));
-}
-
 function nftTables(): string {
   return execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' });
 }
 
-/** Polls `f` until it returns true (the kernel deletes a dead namespace's interfaces asynchronously). */
-async function eventually(f: () => boolean, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (f()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return f();
-}
-
-/** Starts a container and collects its output. */
-async function started(options: Parameters<typeof Container.create>[0]) {
-  const c = await Container.create({ root, rootfs, ...options });
-  let out = '';
-  c.stdout!.on('data', (d) => (out += d));
-  c.stderr!.on('data', (d) => (out += d));
-  await c.start();
-  return { c, output: () => out };
-}
+const start = (options: Parameters<typeof started>[2]) => started(root, rootfs, options);
 
 /** Sends `text` to 127.0.0.1:port over TCP and resolves with the reply, retrying while the server starts. */
 async function tcpEcho(port: number, text: string): Promise<string> {
@@ -90,7 +68,7 @@ describe('user networks', () => {
   });
 
   it('two containers reach each other by name and alias (TCP echo with nc)', async () => {
-    const server = await started({ name: 'echo-server', network: 'front', networkAliases: ['db'], cmd: ['sh', '-c', 'nc -ll -p 7000 -e cat & nc -ll -p 7001 -e cat & wait'] });
+    const server = await start({ name: 'echo-server', network: 'front', networkAliases: ['db'], cmd: ['sh', '-c', 'nc -ll -p 7000 -e cat & nc -ll -p 7001 -e cat & wait'] });
     try {
       const info = await server.c.inspect();
       expect(info.network?.endpoint?.ipAddress).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
@@ -110,8 +88,8 @@ describe('user networks', () => {
   });
 
   it('a container sees its address, MTU and default route; peers leave the hosts file when removed', async () => {
-    const a = await started({ network: 'front', name: 'peer-a', cmd: ['sleep', '30'] });
-    const b = await started({ network: 'front', name: 'peer-b', cmd: ['sleep', '30'] });
+    const a = await start({ network: 'front', name: 'peer-a', cmd: ['sleep', '30'] });
+    const b = await start({ network: 'front', name: 'peer-b', cmd: ['sleep', '30'] });
     try {
       const r = await Container.run({ root, rootfs, network: 'front', cmd: ['sh', '-c', 'ip -o addr show eth0; ip -o link show eth0; ip route; cat /etc/hosts'] });
       const gw = (await net.inspect()).gateway;
@@ -131,13 +109,13 @@ describe('user networks', () => {
   });
 
   it('containers on different networks cannot reach each other', async () => {
-    const server = await started({ network: 'back', name: 'backend', cmd: ['nc', '-l', '-p', '7000', '-e', 'echo', 'reached'] });
+    const server = await start({ network: 'back', name: 'backend', cmd: ['nc', '-l', '-p', '7000', '-e', 'echo', 'reached'] });
     try {
       const ip = (await server.c.inspect()).network!.endpoint!.ipAddress;
       // Same network: reachable (proves the server listens).
       const same = await Container.run({ root, rootfs, network: 'back', cmd: ['sh', '-c', `for i in 1 2 3 4 5 6 7 8 9 10; do r=$(nc -w 2 ${ip} 7000 </dev/null) && [ -n "$r" ] && break; sleep 0.2; done; echo "$r"`] });
       expect(same.stdout).toBe('reached\n');
-      const server2 = await started({ network: 'back', name: 'backend2', cmd: ['nc', '-l', '-p', '7000', '-e', 'echo', 'reached'] });
+      const server2 = await start({ network: 'back', name: 'backend2', cmd: ['nc', '-l', '-p', '7000', '-e', 'echo', 'reached'] });
       try {
         const ip2 = (await server2.c.inspect()).network!.endpoint!.ipAddress;
         const cross = await Container.run({ root, rootfs, network: 'front', cmd: ['sh', '-c', `nc -w 2 ${ip2} 7000 </dev/null; echo "status $?"`] });
@@ -179,7 +157,7 @@ describe('internal networks', () => {
 
 describe('the default bridge network', () => {
   it('is created on first use; containers get an address but no names of others', async () => {
-    const a = await started({ network: 'bridge', name: 'def-a', cmd: ['sleep', '30'] });
+    const a = await start({ network: 'bridge', name: 'def-a', cmd: ['sleep', '30'] });
     try {
       const r = await Container.run({ root, rootfs, network: 'bridge', cmd: ['sh', '-c', 'ip -o -4 addr show eth0; cat /etc/hosts'] });
       expect(r.stdout).toMatch(/inet \d/);
@@ -197,7 +175,7 @@ describe('the default bridge network', () => {
 describe('published ports', () => {
   it('fixed and auto-chosen TCP ports reach the container from 127.0.0.1, and close when it stops', async () => {
     const fixed = await freePort();
-    const { c } = await started({
+    const { c } = await start({
       network: 'bridge',
       ports: [{ container: 80, host: fixed, hostIp: '127.0.0.1' }, { container: 81, hostIp: '127.0.0.1' }],
       cmd: ['sh', '-c', 'nc -ll -p 80 -e cat & nc -ll -p 81 -e cat & wait'],
@@ -220,7 +198,7 @@ describe('published ports', () => {
 
   it('a UDP port reaches a UDP echo server in the container', async () => {
     const echo = udpEchoBinary();
-    const { c } = await started({
+    const { c } = await start({
       network: 'bridge',
       ports: [{ container: 5300, hostIp: '127.0.0.1', protocol: 'udp' }],
       mounts: [{ type: 'bind', source: echo, target: '/udpecho', readonly: true }],
@@ -251,7 +229,7 @@ describe('published ports', () => {
 
 describe('container:<id>', () => {
   it('shares the other container\'s network namespace (localhost)', async () => {
-    const server = await started({ network: 'none', name: 'ns-owner', cmd: ['nc', '-l', '-p', '9000', '-e', 'echo', 'via-localhost'] });
+    const server = await start({ network: 'none', name: 'ns-owner', cmd: ['nc', '-l', '-p', '9000', '-e', 'echo', 'via-localhost'] });
     try {
       const r = await Container.run({ root, rootfs, network: 'container:ns-owner', cmd: ['sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do r=$(nc -w 2 127.0.0.1 9000 </dev/null) && [ -n "$r" ] && break; sleep 0.2; done; echo "$r"'] });
       expect(r.stdout).toBe('via-localhost\n');
@@ -316,7 +294,7 @@ describe('bad input changes nothing', () => {
 
   it('refuses to remove a network in use', async () => {
     const n = await Network.create({ root, name: 'busy' });
-    const c = await started({ network: 'busy', cmd: ['sleep', '30'] });
+    const c = await start({ network: 'busy', cmd: ['sleep', '30'] });
     try {
       await expect(n.remove()).rejects.toThrow(/has containers attached/);
     } finally {
