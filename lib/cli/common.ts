@@ -7,7 +7,8 @@ import type { Writable } from 'node:stream';
 import { Image, ImageNotFoundError } from '../image/image.js';
 import type { PullEvent } from '../image/pull.js';
 import { parseReference } from '../image/reference.js';
-import type { Context } from './command.js';
+import type { Command, Context } from './command.js';
+import { parseTemplate } from './format.js';
 import { PullProgress } from './progress.js';
 
 /** Prints an error the way commands other than `run` do. */
@@ -84,4 +85,36 @@ export async function ensureImage(ctx: Context, reference: string, pull: 'missin
   }
   ctx.stderr.write(`Unable to find image '${parseReference(reference).familiar}' locally\n`);
   return pullWithProgress(ctx, reference, ctx.stderr, platform);
+}
+
+/**
+ * `<group> inspect [-f FORMAT] NAME...`: each name looked up and shown by `view` (docker's JSON array, or the
+ * template per object); a name that fails is reported and makes the status 1, the others are still shown.
+ */
+export function inspectCommand(what: string, group: string, view: (ctx: Context, name: string) => Promise<unknown>): Command {
+  return {
+    name: 'inspect',
+    usage: `[OPTIONS] ${what.toUpperCase()} [${what.toUpperCase()}...]`,
+    summary: `Display detailed information on one or more ${what}s`,
+    flags: [{ long: 'format', short: 'f', type: 'string', help: 'Format output using a custom template' }],
+    args: { min: 1 },
+    async run(ctx, f, args) {
+      const found: unknown[] = [];
+      let status = 0;
+      for (const a of args) {
+        try {
+          found.push(await view(ctx, a));
+        } catch (e) {
+          ctx.stderr.write(`Error: ${(e as Error).message}\n`);
+          status = 1;
+        }
+      }
+      const format = f.string('format');
+      if (format) {
+        const t = parseTemplate(format, `berth ${group} inspect`);
+        for (const x of found) ctx.stdout.write(`${t.render(x)}\n`);
+      } else printJson(ctx.stdout, found);
+      return status;
+    },
+  };
 }

@@ -5,8 +5,8 @@
 import { Image, ImageNotFoundError } from '../image/image.js';
 import { parseReference } from '../image/reference.js';
 import type { Command } from './command.js';
-import { printJson, pullWithProgress } from './common.js';
-import { formatRows, parseTemplate } from './format.js';
+import { inspectCommand, pullWithProgress } from './common.js';
+import { formatRows } from './format.js';
 import { imageRow, IMAGES_TABLE, inspectImage } from './views.js';
 
 const pull: Command = {
@@ -100,31 +100,7 @@ const tag: Command = {
   },
 };
 
-const imageInspect: Command = {
-  name: 'inspect',
-  usage: '[OPTIONS] IMAGE [IMAGE...]',
-  summary: 'Display detailed information on one or more images',
-  flags: [{ long: 'format', short: 'f', type: 'string', help: 'Format output using a custom template' }],
-  args: { min: 1 },
-  async run(ctx, f, args) {
-    const found: unknown[] = [];
-    let status = 0;
-    for (const a of args) {
-      try {
-        found.push(inspectImage((await Image.get(a, { root: ctx.config().root })).inspect()));
-      } catch (e) {
-        ctx.stderr.write(`Error: ${(e as Error).message}\n`);
-        status = 1;
-      }
-    }
-    const format = f.string('format');
-    if (format) {
-      const t = parseTemplate(format, 'berth image inspect');
-      for (const x of found) ctx.stdout.write(`${t.render(x)}\n`);
-    } else printJson(ctx.stdout, found);
-    return status;
-  },
-};
+const imageInspect = inspectCommand('image', 'image', async (ctx, a) => inspectImage((await Image.get(a, { root: ctx.config().root })).inspect()));
 
 /** The image commands at the top level. */
 export const imageCommands: Command[] = [pull, images, rmi, tag];

@@ -5,8 +5,8 @@
 import { Network } from '../network/network.js';
 import { UsageError } from './args.js';
 import type { Command } from './command.js';
-import { eachArg, printJson } from './common.js';
-import { formatRows, parseTemplate } from './format.js';
+import { eachArg, inspectCommand } from './common.js';
+import { formatRows } from './format.js';
 import { inspectNetwork, networkRow, NETWORKS_TABLE } from './views.js';
 
 const ls: Command = {
@@ -83,31 +83,7 @@ const rm: Command = {
   run: (ctx, _f, args) => eachArg(ctx, args, async (a) => (await Network.get(a, { root: ctx.config().root })).remove()),
 };
 
-const inspect: Command = {
-  name: 'inspect',
-  usage: '[OPTIONS] NETWORK [NETWORK...]',
-  summary: 'Display detailed information on one or more networks',
-  flags: [{ long: 'format', short: 'f', type: 'string', help: 'Format output using a custom template' }],
-  args: { min: 1 },
-  async run(ctx, f, args) {
-    const found: unknown[] = [];
-    let status = 0;
-    for (const a of args) {
-      try {
-        found.push(inspectNetwork(await (await Network.get(a, { root: ctx.config().root })).inspect()));
-      } catch (e) {
-        ctx.stderr.write(`Error: ${(e as Error).message}\n`);
-        status = 1;
-      }
-    }
-    const format = f.string('format');
-    if (format) {
-      const t = parseTemplate(format, 'berth network inspect');
-      for (const x of found) ctx.stdout.write(`${t.render(x)}\n`);
-    } else printJson(ctx.stdout, found);
-    return status;
-  },
-};
+const inspect = inspectCommand('network', 'network', async (ctx, a) => inspectNetwork(await (await Network.get(a, { root: ctx.config().root })).inspect()));
 
 const connect: Command = {
   name: 'connect',
