@@ -11,6 +11,9 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -215,6 +218,8 @@ void planFromJs(const Reader& r, Plan& p) {
     p.setgroups = u.str("setgroups");
   }
   p.rootfsTreeFd = (int)r.num("rootfsTreeFd", -1);
+  p.consoleSocketFd = (int)r.num("consoleSocketFd", -1);
+  p.consoleMount = r.flag("consoleMount");
   p.unshareFlags = r.u64("unshareFlags");
 }
 
@@ -336,6 +341,7 @@ void assignSlots(Plan& plan, std::vector<int>& passed) {
   for (int& fd : plan.cgroupProcsFds) slot(fd);
   for (int& fd : plan.setnsFds) slot(fd);
   slot(plan.rootfsTreeFd);
+  slot(plan.consoleSocketFd);
   for (Mount& m : plan.mounts) slot(m.treeFd);
 }
 
@@ -556,6 +562,116 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// A connected pair of unix stream sockets (close-on-exec): the console socket a container's init sends its pty
+// master over.
+Napi::Value Socketpair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) throw errnoError(env, "socketpair", errno);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, fds[0]));
+  out.Set(1u, Napi::Number::New(env, fds[1]));
+  return out;
+}
+
+// recvFd(socket) → the fd passed with SCM_RIGHTS (made close-on-exec), or null when the peer closed without one.
+// Never blocks: the caller waits until the sender is known to have sent (the init reports after sending).
+Napi::Value RecvFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sock = info[0].As<Napi::Number>().Int32Value();
+  char byte;
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  ssize_t n;
+  do n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) throw errnoError(env, "recvmsg", errno);
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  if (n == 0 || !cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) return env.Null();
+  int fd;
+  memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+  return Napi::Number::New(env, fd);
+}
+
+// dup(fd) → a close-on-exec copy (a second handle on the same open file: a pty master cannot be reopened by path).
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) throw errnoError(env, "dup", errno);
+  return Napi::Number::New(env, fd);
+}
+
+// setWinsize(fd, rows, columns): a terminal's size; the kernel signals SIGWINCH to its foreground process group.
+Napi::Value SetWinsize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct winsize ws;
+  memset(&ws, 0, sizeof ws);
+  ws.ws_row = (unsigned short)info[1].As<Napi::Number>().Uint32Value();
+  ws.ws_col = (unsigned short)info[2].As<Napi::Number>().Uint32Value();
+  if (ioctl(fd, TIOCSWINSZ, &ws) < 0) throw errnoError(env, "ioctl(TIOCSWINSZ)", errno);
+  return env.Undefined();
+}
+
+// makeRaw(fd) → the terminal's settings before (a Buffer for restoreTermios), after switching it to raw mode as
+// cfmakeraw does: no echo, no line editing, no signals from keys, and no output processing (OPOST off, so the
+// container terminal's CR LF reaches the screen unchanged; libuv's raw mode keeps ONLCR and would double the CR).
+Napi::Value MakeRaw(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct termios saved;
+  if (tcgetattr(fd, &saved) < 0) throw errnoError(env, "tcgetattr", errno);
+  struct termios raw = saved;
+  cfmakeraw(&raw);
+  if (tcsetattr(fd, TCSADRAIN, &raw) < 0) throw errnoError(env, "tcsetattr", errno);
+  return Napi::Buffer<char>::Copy(env, (const char*)&saved, sizeof saved);
+}
+
+// restoreTermios(fd, saved): puts back what makeRaw returned.
+Napi::Value RestoreTermios(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Buffer<char> b = info[1].As<Napi::Buffer<char>>();
+  if (b.Length() != sizeof(struct termios)) throw Napi::TypeError::New(env, "restoreTermios: not saved settings");
+  struct termios saved;
+  memcpy(&saved, b.Data(), sizeof saved);
+  if (tcsetattr(fd, TCSADRAIN, &saved) < 0) throw errnoError(env, "tcsetattr", errno);
+  return env.Undefined();
+}
+
+// openpty() → [master, slave] of a new pty in the host's devpts (close-on-exec): for driving berth's own CLI
+// through a terminal (tests, tools).
+Napi::Value OpenPty(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) throw errnoError(env, "posix_openpt", errno);
+  int unlock = 0;
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0) {
+    int e = errno;
+    close(master);
+    throw errnoError(env, "ioctl(TIOCSPTLCK)", e);
+  }
+  int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (slave < 0) {
+    int e = errno;
+    close(master);
+    throw errnoError(env, "ioctl(TIOCGPTPEER)", e);
+  }
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, master));
+  out.Set(1u, Napi::Number::New(env, slave));
+  return out;
+}
+
 // flock(fd, exclusive, wait=false) → true when taken, false when held by someone else.
 Napi::Value Flock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -735,6 +851,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("flock", Napi::Function::New(env, Flock));
+  exports.Set("socketpair", Napi::Function::New(env, Socketpair));
+  exports.Set("recvFd", Napi::Function::New(env, RecvFd));
+  exports.Set("setWinsize", Napi::Function::New(env, SetWinsize));
+  exports.Set("dup", Napi::Function::New(env, Dup));
+  exports.Set("makeRaw", Napi::Function::New(env, MakeRaw));
+  exports.Set("restoreTermios", Napi::Function::New(env, RestoreTermios));
+  exports.Set("openPty", Napi::Function::New(env, OpenPty));
   exports.Set("attachDeviceFilter", Napi::Function::New(env, AttachDeviceFilter));
   exports.Set("openInRoot", Napi::Function::New(env, OpenInRoot));
   exports.Set("stepNames", Napi::Function::New(env, StepNames));

@@ -17,6 +17,8 @@
 #include <poll.h>
 #include <net/if.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -475,6 +477,65 @@ void setupMounts(const Ctx& c) {
   closeFd(rootFd);
 }
 
+// Opens a pty in the devpts the process sees at /dev/ptmx (the container's own instance), hands the master to the
+// parent and returns the slave. The slave is opened through the master (TIOCGPTPEER), never by path, so nothing
+// in the container can swap another file in; it belongs to the container's user so that it may reopen it.
+int setupConsole(const Ctx& c) {
+  const Plan& p = c.plan;
+  int master = (int)sysc(SYS_openat, AT_FDCWD, "/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
+  CHECK(c, master, STEP_CONSOLE, 0);
+  int unlock = 0;
+  CHECK(c, sysc(SYS_ioctl, master, TIOCSPTLCK, &unlock), STEP_CONSOLE, 1);
+  int slave = (int)sysc(SYS_ioctl, master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  CHECK(c, slave, STEP_CONSOLE, 2);
+  if (p.setUser) CHECK(c, sysc(SYS_fchown, slave, p.uid, -1), STEP_CONSOLE, 3);
+  if (p.consoleMount) {
+    // /dev/console is the terminal too, as in Docker: a bind of the slave on a file made for it.
+    int root = (int)sysc(SYS_openat, AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    CHECK(c, root, STEP_CONSOLE, 4);
+    int target = ensureTargetInRoot(root, "/dev/console", true, true);
+    CHECK(c, target, STEP_CONSOLE, 4);
+    int tree = (int)sysc(SYS_open_tree, slave, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    CHECK(c, tree, STEP_CONSOLE, 4);
+    CHECK(c, attachMount(tree, target), STEP_CONSOLE, 4);
+    closeFd(tree);
+    closeFd(target);
+    closeFd(root);
+  }
+  char byte = 0;
+  struct iovec iov = {&byte, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &master, sizeof(int));
+  long n;
+  do n = sysc(SYS_sendmsg, p.consoleSocketFd, &msg, MSG_NOSIGNAL);
+  while (n == -EINTR);
+  CHECK(c, n, STEP_CONSOLE, 5);
+  closeFd(master);
+  closeFd(p.consoleSocketFd);
+  return slave;
+}
+
+// The terminal as stdin, stdout and stderr, and as the controlling terminal of the init's session.
+void setupConsoleStdio(const Ctx& c, int slave) {
+  for (int i = 0; i < 3; i++) CHECK(c, sysc(SYS_dup3, slave, i, 0), STEP_STDIO, i);
+  closeFd(slave);
+  CHECK(c, sysc(SYS_ioctl, 0, TIOCSCTTY, 0), STEP_CONSOLE, 6);
+}
+
 void setupStdio(const Ctx& c) {
   // Move sources out of the 0..2 range first so that e.g. {1, 0, 2} cannot clobber itself.
   int tmp[3];
@@ -630,7 +691,8 @@ void verifyCwd(const Ctx& c) {
     CHECK(c, sysc(SYS_setdomainname, p.domainname.data(), p.domainname.size()), STEP_DOMAINNAME, -1);
   sysc(SYS_umask, 0);
   if (p.mountNamespace) setupMounts(c);
-  setupStdio(c);
+  if (p.consoleSocketFd >= 0) setupConsoleStdio(c, setupConsole(c));
+  else setupStdio(c);
   // After stdio, when only a handful of fds are open: a low RLIMIT_NOFILE must not break the setup.
   for (size_t i = 0; i < p.rlimits.size(); i++) {
     struct rlimit64 {

@@ -34,6 +34,7 @@ namespace berth {
   X(READONLY_ROOT, "make rootfs read-only")                                                                      \
   X(SYSCTL, "write sysctl")                                                                                      \
   X(RLIMIT, "set rlimit")                                                                                        \
+  X(CONSOLE, "set up the console (pty)")                                                                          \
   X(STDIO, "set up stdio")                                                                                       \
   X(CAPS_BOUNDING, "drop bounding capabilities")                                                                 \
   X(USER, "set user")                                                                                            \
@@ -134,6 +135,10 @@ struct Plan {
   std::vector<int> setnsFds;        // namespaces to join (nstype 0: the fd says which)
   bool loopbackUp = false;          // bring "lo" up in a new network namespace
   int stdioFds[3] = {-1, -1, -1};
+  // A terminal: berth-init opens a pty in the container's devpts, sends its master over this unix socket
+  // (SCM_RIGHTS) and makes the slave its stdio and controlling terminal. -1: no terminal.
+  int consoleSocketFd = -1;
+  bool consoleMount = false;  // also bind the slave on /dev/console (the container's init, not exec)
   bool hasHostname = false;
   std::string hostname;
   bool hasDomainname = false;
@@ -210,6 +215,7 @@ void visitPlan(V& v, Plan& p) {
   v(p.noNewPrivs); v(p.parentDeathSignal); v(p.umask); v(p.cwd); v(p.waitForStart); v(p.seccomp); v(p.seccompFlags);
   v(p.execCandidates); v(p.argv); v(p.env);
   v(p.userns); v(p.rootfsTreeFd); v(p.unshareFlags);
+  v(p.consoleSocketFd); v(p.consoleMount);
 }
 
 // Encodes the plan (with its fd fields already renumbered to the fixed numbers above).

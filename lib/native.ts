@@ -81,6 +81,13 @@ export interface NativePlan {
   rootfsTreeFd?: number;
   /** CLONE_NEW* flags the init unshares itself after becoming the user namespace's root. */
   unshareFlags?: bigint;
+  /**
+   * A terminal: the init opens a pty in the devpts it sees, sends the master over this unix socket and makes the
+   * slave its stdio and controlling terminal (`stdioFds` are then unused).
+   */
+  consoleSocketFd?: number;
+  /** With a terminal: bind the slave on /dev/console too (a container's init; never an exec). */
+  consoleMount?: boolean;
 }
 
 /** What `spawn` returns: the child's pid (host namespace), its pidfd and the two sync pipe ends. */
@@ -231,6 +238,13 @@ interface Binding {
   pidfdOpen(pid: number): number;
   pipe(): [number, number];
   flock(fd: number, exclusive: boolean): boolean;
+  socketpair(): [number, number];
+  recvFd(socket: number): number | null;
+  setWinsize(fd: number, rows: number, columns: number): void;
+  dup(fd: number): number;
+  makeRaw(fd: number): Buffer;
+  restoreTermios(fd: number, saved: Buffer): void;
+  openPty(): [number, number];
   attachDeviceFilter(cgroupFd: number, program: Buffer): void;
   openInRoot(root: string, path: string): number;
   stepNames(): string[];
@@ -312,6 +326,20 @@ export const native = {
   pidfdOpen: (pid: number): number => load().pidfdOpen(pid),
   pipe: (): [number, number] => load().pipe(),
   flock: (fd: number, exclusive: boolean): boolean => load().flock(fd, exclusive),
+  /** A connected pair of unix stream sockets (close-on-exec). */
+  socketpair: (): [number, number] => load().socketpair(),
+  /** The fd a peer sent over `socket` with SCM_RIGHTS (already sent: this never waits), or null if none came. */
+  recvFd: (socket: number): number | null => load().recvFd(socket),
+  /** Sets a terminal's window size; its foreground process group gets SIGWINCH. */
+  setWinsize: (fd: number, rows: number, columns: number): void => load().setWinsize(fd, rows, columns),
+  /** A close-on-exec copy of `fd` (same open file). */
+  dup: (fd: number): number => load().dup(fd),
+  /** Switches a terminal to raw mode (cfmakeraw: output processing off too); returns its settings before. */
+  makeRaw: (fd: number): Buffer => load().makeRaw(fd),
+  /** Puts back the settings {@link native.makeRaw} returned. */
+  restoreTermios: (fd: number, saved: Buffer): void => load().restoreTermios(fd, saved),
+  /** A new pty of the host's devpts: [master, slave], both close-on-exec (tests and tools drive the CLI with it). */
+  openPty: (): [number, number] => load().openPty(),
   stepNames: (): string[] => load().stepNames(),
   /** Opens a file read-only as seen from inside `root` (symlinks confined to it, no FIFO blocking). */
   openInRoot: (root: string, path: string): number => load().openInRoot(root, path),

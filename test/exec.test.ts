@@ -205,9 +205,16 @@ describe('Container.exec', () => {
     const missing = await cli(['exec', 'no-such-container', 'true'], env);
     expect(missing.code).toBe(125);
     expect(missing.stderr).toMatch(/no-such-container/);
-    const tty = await cli(['exec', '-t', 'exec-target', 'true'], env);
-    expect(tty.stderr).toMatch(/not supported by berth yet/);
-    expect(tty.code).not.toBe(0);
+    // -t: a terminal of its own (stdout and stderr merged, CR LF); -it needs this side to be a terminal.
+    const tty = await cli(['exec', '-t', 'exec-target', 'sh', '-c', 'tty; echo err >&2'], env);
+    expect(tty.stdout).toMatch(/^\/dev\/pts\/\d+\r\nerr\r\n$/);
+    expect(tty.code).toBe(0);
+    const notTerminal = await cli(['exec', '-it', 'exec-target', 'true'], env);
+    expect(notTerminal.stderr).toBe('the input device is not a TTY\n');
+    expect(notTerminal.code).toBe(1);
+    const detached = await cli(['exec', '-d', 'exec-target', 'true'], env);
+    expect(detached.stderr).toMatch(/not supported by berth yet/);
+    expect(detached.code).not.toBe(0);
   });
 
   it('runs as the mapped uid on the host in a user-namespaced container', async () => {

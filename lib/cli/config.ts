@@ -8,7 +8,7 @@
  * ```json
  * { "data-root": "/var/lib/berth", "registry-mirrors": ["https://mirror.example"],
  *   "insecure-registries": ["registry.lan:5000"], "log-driver": "json-file",
- *   "log-opts": { "max-size": "10m", "max-file": "3" } }
+ *   "log-opts": { "max-size": "10m", "max-file": "3" }, "detach-keys": "ctrl-p,ctrl-q" }
  * ```
  *
  * Environment: `BERTH_ROOT` (the state root), `BERTH_REGISTRY_MIRRORS` and `BERTH_INSECURE_REGISTRIES` (comma-
@@ -28,6 +28,7 @@ const fileSchema = z.looseObject({
   'registry-mirrors': z.array(z.string().url()).optional(),
   'insecure-registries': z.array(z.string().min(1)).optional(),
   'log-driver': z.enum(['json-file', 'none']).optional(),
+  'detach-keys': z.string().optional(),
   'log-opts': z.looseObject({
     'max-size': z.string().regex(/^(-1|\d+(\.\d+)?\s*[bkmgt]?)$/i, 'must be a size like 10m').optional(),
     'max-file': z.string().regex(/^\d+$/, 'must be a number of files').optional(),
@@ -42,6 +43,8 @@ export interface CliConfig {
   insecureRegistries: string[];
   /** Default logging of new containers (Docker's log-driver / log-opts). */
   log: { driver?: 'json-file' | 'none'; maxSize?: number; maxFile?: number };
+  /** The key sequence that detaches from an attached terminal (docker's detachKeys), when configured. */
+  detachKeys?: string;
   /** The files that were read, in order. */
   files: string[];
 }
@@ -106,6 +109,7 @@ export function loadConfig(flags: { root?: string | undefined; config?: string |
       ...(maxSize !== undefined ? { maxSize: maxSize === '-1' ? 0 : parseByteSize(maxSize) } : {}),
       ...(maxFile !== undefined ? { maxFile: Number(maxFile) } : {}),
     },
+    ...(merged['detach-keys'] !== undefined ? { detachKeys: merged['detach-keys'] } : {}),
     files,
   };
 }

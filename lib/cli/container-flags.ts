@@ -65,9 +65,9 @@ export const CONTAINER_FLAGS: FlagSpec[] = [
   { long: 'platform', type: 'string', help: 'Set platform if server is multi-platform capable' },
   { long: 'restart', type: 'string', help: 'Restart policy to apply when a container exits (only "no" so far)', defaultText: '"no"' },
   { long: 'init', type: 'bool', help: 'Run an init inside the container (not supported yet)' },
-  { long: 'interactive', short: 'i', type: 'bool', help: 'Keep STDIN open even if not attached (not supported yet)' },
-  { long: 'tty', short: 't', type: 'bool', help: 'Allocate a pseudo-TTY (not supported yet)' },
-  { long: 'attach', short: 'a', type: 'list', help: 'Attach to STDIN, STDOUT or STDERR (not supported yet)', valueName: 'list' },
+  { long: 'interactive', short: 'i', type: 'bool', help: 'Keep STDIN open even if not attached' },
+  { long: 'tty', short: 't', type: 'bool', help: 'Allocate a pseudo-TTY' },
+  { long: 'attach', short: 'a', type: 'list', help: 'Attach to STDIN, STDOUT or STDERR', valueName: 'list' },
 ];
 
 /** What a later part of issue 6 brings; asking for it now fails clearly instead of being ignored. */
@@ -225,18 +225,30 @@ export interface RunPlan {
   pull: 'missing' | 'always' | 'never';
   platform: string | undefined;
   publishAll: boolean;
+  /** Which streams a foreground `run` attaches (`-a`; default stdout and stderr, and stdin with `-i`). */
+  attach: { stdin: boolean; stdout: boolean; stderr: boolean };
+}
+
+/** `-a stdin -a stdout ...`, or docker's default: stdout and stderr, and stdin with `-i`. */
+function attachedStreams(f: Flags, command: string): RunPlan['attach'] {
+  const list = f.list('attach').map((a) => a.toLowerCase());
+  for (const a of list) {
+    if (!['stdin', 'stdout', 'stderr'].includes(a)) throw new UsageError(command, `invalid argument "${a}" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR`);
+  }
+  if (list.length === 0) return { stdin: f.bool('interactive'), stdout: true, stderr: true };
+  return { stdin: list.includes('stdin'), stdout: list.includes('stdout'), stderr: list.includes('stderr') };
 }
 
 /** Turns `run`/`create` flags and arguments (IMAGE [COMMAND] [ARG...]) into options. */
 export function containerOptionsFromFlags(f: Flags, args: readonly string[], config: CliConfig, env: NodeJS.ProcessEnv, command: string): RunPlan {
-  if (f.bool('tty')) throw notYet(command, 'a pseudo-TTY (-t, --tty)');
-  if (f.bool('interactive')) throw notYet(command, 'interactive stdin (-i, --interactive)');
-  if (f.list('attach').length) throw notYet(command, 'choosing streams to attach (-a, --attach)');
+  const attach = attachedStreams(f, command);
   if (f.bool('init')) throw notYet(command, 'an init process (--init)');
   const restart = f.string('restart');
   if (restart !== undefined && restart !== 'no') throw notYet(command, `restart policies (--restart ${restart})`);
   const [image, ...cmd] = args;
   const o: ContainerOptions = { image: image! };
+  if (f.bool('tty')) o.tty = true;
+  if (f.bool('interactive')) o.stdin = 'pipe';
   if (cmd.length) o.cmd = cmd;
   const name = f.string('name');
   if (name !== undefined) o.name = name.replace(/^\//, '');
@@ -349,5 +361,5 @@ export function containerOptionsFromFlags(f: Flags, args: readonly string[], con
     ...(config.insecureRegistries.length ? { insecureRegistries: config.insecureRegistries } : {}),
     ...(platform ? { platform } : {}),
   };
-  return { options: o, image: image!, autoRemove: f.bool('rm'), pull, platform, publishAll: f.bool('publish-all') };
+  return { options: o, image: image!, autoRemove: f.bool('rm'), pull, platform, publishAll: f.bool('publish-all'), attach };
 }

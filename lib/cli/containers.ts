@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Container } from '../container/container.js';
 import { ContainerStartError, ContainerStateError } from '../errors.js';
-import { launchShim, shimAttach } from '../container/shim/shim.js';
+import { launchShim, shimAttach, shimResize } from '../container/shim/shim.js';
+import { DEFAULT_DETACH_KEYS, openSession, parseDetachKeys } from './terminal-session.js';
 import { psTable } from '../container/top.js';
 import { execCommand } from './exec.js';
 import { Flags, UsageError, type FlagSpec } from './args.js';
@@ -37,16 +38,53 @@ function forwardSignals(ctx: Context, id: string): () => void {
   };
 }
 
+/** How a command attaches to a container. */
+interface AttachSpec {
+  /** Start it right after attaching (`run`, `start -a` of a created container). */
+  start: boolean;
+  /** Its terminal (`-t`): this terminal goes raw and passes its size on; signals are not proxied (keys do it). */
+  tty: boolean;
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  proxySignals: boolean;
+  detachKeys: Buffer;
+}
+
+/** Reads `--detach-keys` (docker's default ctrl-p,ctrl-q). */
+function detachKeysOf(ctx: Context, f: Flags, command: string): Buffer {
+  return parseDetachKeys(f.string('detach-keys') ?? ctx.config().detachKeys ?? DEFAULT_DETACH_KEYS, command);
+}
+
 /**
  * Attaches to a container through its shim and (with `start`) starts it: its output goes to this process's
- * stdout/stderr, signals go to it, and the result is docker's exit status — the container's exit code, or 126
- * / 127 when its program could not be executed.
+ * stdout/stderr, this process's stdin to it (with `stdin`), signals go to it, and the result is docker's exit
+ * status — the container's exit code, or 126 / 127 when its program could not be executed. Detaching (the
+ * detach keys) leaves it running and returns 0.
  */
-async function attachAndWait(ctx: Context, id: string, start: boolean, label: string, proxySignals = true): Promise<number> {
+async function attachAndWait(ctx: Context, id: string, label: string, spec: AttachSpec): Promise<number> {
   const dir = join(ctx.config().root, 'containers', id);
-  const stopForwarding = proxySignals ? forwardSignals(ctx, id) : () => undefined;
+  const stopForwarding = spec.proxySignals && !spec.tty ? forwardSignals(ctx, id) : () => undefined;
+  const session = openSession(ctx, {
+    tty: spec.tty,
+    stdin: spec.stdin,
+    detachKeys: spec.detachKeys,
+    onResize: (size) => void shimResize(dir, size).catch(() => undefined),
+  });
   try {
-    const outcome = await shimAttach(dir, { start, stdout: ctx.stdout, stderr: ctx.stderr });
+    const outcome = await shimAttach(dir, {
+      start: spec.start,
+      stdout: spec.stdout ? ctx.stdout : null,
+      stderr: spec.stderr ? ctx.stderr : null,
+      stdin: session.input,
+      detach: session.detach,
+      onStarted: () => {
+        // The size may have changed since create.
+        const size = session.size();
+        if (size) void shimResize(dir, size).catch(() => undefined);
+      },
+    });
+    if (outcome.detached) return 0;
     if (outcome.startError) {
       ctx.stderr.write(`${label}: ${outcome.startError.message}.\n`);
       return outcome.startError instanceof ContainerStartError ? outcome.startError.exitStatus : 125;
@@ -57,7 +95,20 @@ async function attachAndWait(ctx: Context, id: string, start: boolean, label: st
     }
     return outcome.exit.exitCode;
   } finally {
+    session.close();
     stopForwarding();
+  }
+}
+
+/** docker refuses `-i` with `-t` when stdin is not a terminal: raw keys cannot come from a pipe. */
+function checkInputIsTerminal(ctx: Context, tty: boolean, stdin: boolean): void {
+  if (tty && stdin && !ctx.stdin.isTTY) throw new InputNotTerminalError();
+}
+
+/** `the input device is not a TTY` (docker's exit status 1). */
+class InputNotTerminalError extends Error {
+  constructor() {
+    super('the input device is not a TTY');
   }
 }
 
@@ -72,7 +123,13 @@ async function createContainer(ctx: Context, f: Flags, args: string[], mode: 'cr
   const label = 'berth';
   const command = mode === 'create' ? 'berth create' : 'berth run';
   const plan = containerOptionsFromFlags(f, args, ctx.config(), ctx.env, command);
+  const tty = plan.options.tty === true;
+  if (tty && ctx.stdout.isTTY) {
+    const out = ctx.stdout as { rows?: number; columns?: number };
+    if (out.rows && out.columns) plan.options.consoleSize = { rows: out.rows, columns: out.columns };
+  }
   try {
+    if (mode === 'run') checkInputIsTerminal(ctx, tty, plan.attach.stdin);
     const image = await ensureImage(ctx, plan.image, plan.pull, plan.platform);
     const options = { ...plan.options, image: image.reference, pull: 'never' as const };
     if (plan.publishAll) {
@@ -83,7 +140,11 @@ async function createContainer(ctx: Context, f: Flags, args: string[], mode: 'cr
       });
       options.ports = [...(options.ports ?? []), ...published];
     }
-    const launched = await launchShim({ root: ctx.config().root, options, start: mode === 'detach', autoRemove: plan.autoRemove });
+    const launched = await launchShim({
+      root: ctx.config().root, options, start: mode === 'detach', autoRemove: plan.autoRemove,
+      // docker run -i in the foreground: the container's stdin ends with this command's.
+      stdinOnce: mode === 'run' && plan.attach.stdin,
+    });
     if (mode === 'create') {
       ctx.stdout.write(`${launched.id}\n`);
       return 0;
@@ -96,20 +157,30 @@ async function createContainer(ctx: Context, f: Flags, args: string[], mode: 'cr
       ctx.stdout.write(`${launched.id}\n`);
       return 0;
     }
-    const status = await attachAndWait(ctx, launched.id, true, label, !f.has('sig-proxy') || f.bool('sig-proxy'));
+    const status = await attachAndWait(ctx, launched.id, label, {
+      start: true, tty, ...plan.attach, proxySignals: !f.has('sig-proxy') || f.bool('sig-proxy'),
+      detachKeys: detachKeysOf(ctx, f, command),
+    });
     // As docker's client with --rm: return once the container is gone, not merely exited (its shim removes it).
     if (plan.autoRemove) await removed(join(ctx.config().root, 'containers', launched.id), 10_000);
     return status;
   } catch (e) {
     if (e instanceof UsageError) throw e;
+    if (e instanceof InputNotTerminalError) {
+      ctx.stderr.write(`${e.message}\n`);
+      return 1;
+    }
     ctx.stderr.write(`${label}: ${(e as Error).message}.\nSee '${command} --help'.\n`);
     return e instanceof ContainerStartError ? e.exitStatus : 125;
   }
 }
 
+const DETACH_KEYS_FLAG: FlagSpec = { long: 'detach-keys', type: 'string', help: 'Override the key sequence for detaching a container', valueName: 'string' };
+
 const RUN_ONLY: FlagSpec[] = [
   { long: 'detach', short: 'd', type: 'bool', help: 'Run container in background and print container ID' },
-  { long: 'sig-proxy', type: 'bool', help: 'Proxy received signals to the process', defaultText: 'true' },
+  { long: 'sig-proxy', type: 'bool', help: 'Proxy received signals to the process (non-TTY mode only)', defaultText: 'true' },
+  DETACH_KEYS_FLAG,
 ];
 
 const run: Command = {
@@ -147,21 +218,35 @@ const start: Command = {
   name: 'start',
   usage: '[OPTIONS] CONTAINER [CONTAINER...]',
   summary: 'Start one or more stopped containers',
-  flags: [{ long: 'attach', short: 'a', type: 'bool', help: 'Attach STDOUT/STDERR and forward signals' }],
+  flags: [
+    { long: 'attach', short: 'a', type: 'bool', help: 'Attach STDOUT/STDERR and forward signals' },
+    { long: 'interactive', short: 'i', type: 'bool', help: "Attach container's STDIN" },
+    DETACH_KEYS_FLAG,
+  ],
   args: { min: 1 },
   async run(ctx, f, args) {
-    if (!f.bool('attach')) return eachArg(ctx, args, (a) => startOne(ctx, a));
+    const interactive = f.bool('interactive');
+    if (!f.bool('attach') && !interactive) return eachArg(ctx, args, (a) => startOne(ctx, a));
     if (args.length > 1) throw new UsageError('berth start', 'you cannot start and attach multiple containers at once');
     let c: Container;
+    let info: Awaited<ReturnType<Container['inspect']>>;
     try {
       c = await get(ctx, args[0]!);
-      const info = await c.inspect();
+      info = await c.inspect();
+      checkInputIsTerminal(ctx, info.tty, interactive && info.openStdin);
       if (info.status === 'exited') await startOne(ctx, args[0]!);
     } catch (e) {
+      if (e instanceof InputNotTerminalError) {
+        ctx.stderr.write(`${e.message}\n`);
+        return 1;
+      }
       printError(ctx, e);
       return 1;
     }
-    return attachAndWait(ctx, c.id, (await c.inspect()).status === 'created', 'Error');
+    return attachAndWait(ctx, c.id, 'Error', {
+      start: info.status === 'created', tty: info.tty, stdin: interactive && info.openStdin, stdout: true, stderr: true,
+      proxySignals: true, detachKeys: detachKeysOf(ctx, f, 'berth start'),
+    });
   },
 };
 
@@ -363,8 +448,42 @@ const rename: Command = {
   },
 };
 
+const attach: Command = {
+  name: 'attach',
+  usage: '[OPTIONS] CONTAINER',
+  summary: 'Attach local standard input, output, and error streams to a running container',
+  flags: [
+    { long: 'no-stdin', type: 'bool', help: 'Do not attach STDIN' },
+    { long: 'sig-proxy', type: 'bool', help: 'Proxy all received signals to the process (non-TTY mode only)', defaultText: 'true' },
+    DETACH_KEYS_FLAG,
+  ],
+  args: { min: 1, max: 1 },
+  async run(ctx, f, args) {
+    let info: Awaited<ReturnType<Container['inspect']>>;
+    try {
+      info = await (await get(ctx, args[0]!)).inspect();
+      if (info.status !== 'running') throw new ContainerStateError('You cannot attach to a stopped container, start it first');
+      if (info.paused) throw new ContainerStateError('You cannot attach to a paused container, unpause it first');
+      checkInputIsTerminal(ctx, info.tty, info.openStdin && !f.bool('no-stdin'));
+    } catch (e) {
+      if (e instanceof InputNotTerminalError) {
+        ctx.stderr.write(`${e.message}\n`);
+        return 1;
+      }
+      printError(ctx, e);
+      return 1;
+    }
+    return attachAndWait(ctx, info.id, 'Error', {
+      start: false, tty: info.tty, stdin: info.openStdin && !f.bool('no-stdin'), stdout: true, stderr: true,
+      proxySignals: !f.has('sig-proxy') || f.bool('sig-proxy'), detachKeys: detachKeysOf(ctx, f, 'berth attach'),
+    });
+  },
+};
+
 /** The container commands, in the order `berth --help` lists them. */
-export const containerCommands: Command[] = [run, create, start, stop, kill, restart, rm, ps, logs, top, pause, unpause, rename, execCommand];
+export const containerCommands: Command[] = [
+  run, create, start, stop, kill, restart, rm, ps, logs, attach, top, pause, unpause, rename, execCommand,
+];
 
 /** `container` management group (docker container ls, docker container rm, ...). */
 export const containerGroup: Command = {

@@ -1,20 +1,23 @@
 /**
- * `berth exec`: runs a command in a running container, without a TTY (`-i` and `-t` are refused as not supported
- * yet). The exit status is the command's, 126 / 127 when it cannot be executed / is not found, 125 when berth fails.
+ * `berth exec`: runs a command in a running container, with this process's stdin (`-i`) and a terminal (`-t`)
+ * when asked. The exec'd process is this command's child: it cannot outlive it, so `-d` and the detach keys are
+ * not offered. The exit status is the command's, 126 / 127 when it cannot be executed / is not found, 125 when
+ * berth fails.
  * @module
  */
 import { Container } from '../container/container.js';
 import { ContainerStartError, InvalidOptionsError } from '../errors.js';
 import { UsageError, type FlagSpec } from './args.js';
 import type { Command } from './command.js';
+import { openSession } from './terminal-session.js';
 
 const EXEC_FLAGS: FlagSpec[] = [
   { long: 'env', short: 'e', type: 'list', help: 'Set environment variables', valueName: 'list' },
   { long: 'user', short: 'u', type: 'string', help: 'Username or UID (format: "<name|uid>[:<group|gid>]")' },
   { long: 'workdir', short: 'w', type: 'string', help: 'Working directory inside the container' },
   { long: 'detach', short: 'd', type: 'bool', help: 'Detached mode: run command in the background (not supported yet)' },
-  { long: 'interactive', short: 'i', type: 'bool', help: 'Keep STDIN open even if not attached (not supported yet)' },
-  { long: 'tty', short: 't', type: 'bool', help: 'Allocate a pseudo-TTY (not supported yet)' },
+  { long: 'interactive', short: 'i', type: 'bool', help: 'Keep STDIN open even if not attached' },
+  { long: 'tty', short: 't', type: 'bool', help: 'Allocate a pseudo-TTY' },
 ];
 
 /** `-e KEY=value`, or `-e KEY` taken from this process's environment (left out when unset), as docker reads it. */
@@ -35,25 +38,38 @@ export const execCommand: Command = {
   args: { min: 2 },
   async run(ctx, f, args) {
     const command = 'berth exec';
-    for (const [flag, what] of [['tty', 'a pseudo-TTY (-t, --tty)'], ['interactive', 'interactive stdin (-i, --interactive)'], ['detach', 'detached exec (-d, --detach)']] as const) {
-      if (f.bool(flag)) throw new UsageError(command, `${what} is not supported by berth yet`);
+    if (f.bool('detach')) throw new UsageError(command, 'detached exec (-d, --detach) is not supported by berth yet');
+    const tty = f.bool('tty');
+    const interactive = f.bool('interactive');
+    if (tty && interactive && !ctx.stdin.isTTY) {
+      ctx.stderr.write('the input device is not a TTY\n');
+      return 1;
     }
     const [name, ...cmd] = args;
     const user = f.string('user');
     const workdir = f.string('workdir');
     try {
       const c = await Container.get(name!, { root: ctx.config().root });
+      const out = ctx.stdout as { isTTY?: boolean; rows?: number; columns?: number };
       const p = await c.exec({
+        ...(interactive ? { stdin: 'pipe' as const } : {}),
+        ...(tty ? { tty: true, ...(out.isTTY && out.rows && out.columns ? { consoleSize: { rows: out.rows, columns: out.columns } } : {}) } : {}),
         cmd,
         env: envEntries(f.list('env'), ctx.env),
         ...(user !== undefined ? { user } : {}),
         ...(workdir !== undefined ? { workdir } : {}),
       });
-      const handlers = FORWARDED.map((sig) => {
+      // With a terminal, keys (^C) reach the process through it; signals to this command are not proxied.
+      const handlers = (tty ? [] : FORWARDED).map((sig) => {
         const h = () => p.kill(sig);
         process.on(sig, h);
         return [sig, h] as const;
       });
+      const session = openSession(ctx, { tty, stdin: interactive, detachKeys: Buffer.alloc(0), onResize: (size) => p.resize(size) });
+      if (session.input && p.stdin) {
+        session.input.pipe(p.stdin);
+        p.stdin.on('error', () => undefined); // the process exited with input pending
+      }
       try {
         // pipe(): a slow reader of berth's output slows the command down instead of filling memory.
         const copy = (from: NodeJS.ReadableStream | null, to: NodeJS.WritableStream) =>
@@ -66,6 +82,7 @@ export const execCommand: Command = {
         const [, , exit] = await Promise.all([copy(p.stdout, ctx.stdout), copy(p.stderr, ctx.stderr), p.wait()]);
         return exit.exitCode;
       } finally {
+        session.close();
         for (const [sig, h] of handlers) process.off(sig, h);
       }
     } catch (e) {

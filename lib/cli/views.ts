@@ -138,6 +138,8 @@ export function inspectContainer(c: ContainerInfo): Record<string, unknown> {
       Image: c.image ?? c.rootfs,
       WorkingDir: proc.cwd,
       Labels: c.labels,
+      Tty: c.tty,
+      OpenStdin: c.openStdin,
       ExposedPorts: Object.fromEntries(c.exposedPorts.map((p) => [p, {}])),
     },
     NetworkSettings: {

@@ -22,7 +22,7 @@ import { DOCKER_DEFAULT_DEVICE_RULES } from './cgroup/devices.js';
 import { DEFAULT_STOP_SIGNAL, DEFAULT_STOP_TIMEOUT } from './defaults.js';
 import { openEngine, type Engine } from './engine.js';
 import {
-  containerNameSchema, parseContainerOptions, toInvalidOptions, type ContainerOptions, type ValidContainerOptions,
+  containerNameSchema, parseContainerOptions, terminalSizeSchema, toInvalidOptions, type ContainerOptions, type ValidContainerOptions,
 } from './options.js';
 import { processTable, type ContainerProcess } from './top.js';
 import { execInContainer, type ExecOptions, type ExecProcess } from './exec.js';
@@ -49,7 +49,10 @@ import { containerEvent, recordDeath } from './container-events.js';
 import { planOutputs, startOutputs, type CapturedOutput, type StartedOutputs } from './logs/capture.js';
 import { DEFAULT_LOG_CONFIG, logWriterDone, readLogs, type LogConfig, type LogEntry, type LogsOptions } from './logs/json-file.js';
 import { spawnLogMonitor } from './logs/monitor.js';
-import { hasShim, shimStart } from './shim/shim.js';
+import { hasShim, shimResize, shimStart } from './shim/shim.js';
+import {
+  checkTerminalStdio, ConsoleSocket, terminalReader, TerminalControl, terminalOutputPlan, type TerminalSize,
+} from './terminal.js';
 import { events, recordEvent, type BerthEvent, type EventsOptions } from '../journal/events.js';
 
 /** How a container's process ended. */
@@ -84,6 +87,10 @@ export interface ContainerInfo {
   /** The program and its arguments. */
   command: string[];
   labels: Record<string, string>;
+  /** Whether its program runs on a terminal (`tty: true`). */
+  tty: boolean;
+  /** Whether its stdin is a pipe its owner keeps open (`stdin: 'pipe'`; Docker's OpenStdin). */
+  openStdin: boolean;
   /** The image reference it was created from, or `null` for a rootfs directory. */
   image: string | null;
   /** Ports and volumes the image declares (EXPOSE, VOLUME), recorded as Docker does. */
@@ -270,12 +277,23 @@ export class Container implements AsyncDisposable {
   /** The 64-hex-character id. */
   readonly id: string;
 
-  /** The container's stdin when created with `stdin: 'pipe'`. */
-  readonly stdin: Writable | null;
-  /** The container's stdout when created with `stdout: 'pipe'` (the default). */
-  readonly stdout: Readable | null;
-  /** The container's stderr when created with `stderr: 'pipe'` (the default). */
-  readonly stderr: Readable | null;
+  #streams: { stdin: Writable | null; stdout: Readable | null; stderr: Readable | null };
+  #terminal: TerminalControl | undefined;
+
+  /** The container's stdin when created with `stdin: 'pipe'` (with `tty`: typing into its terminal). */
+  get stdin(): Writable | null {
+    return this.#streams.stdin;
+  }
+
+  /** The container's stdout when created with `stdout: 'pipe'` (the default); with `tty`, its terminal's output. */
+  get stdout(): Readable | null {
+    return this.#streams.stdout;
+  }
+
+  /** The container's stderr when created with `stderr: 'pipe'` (the default); null with `tty` (it goes to stdout). */
+  get stderr(): Readable | null {
+    return this.#streams.stderr;
+  }
 
   #engine: Engine;
   #state: ContainerState;
@@ -298,9 +316,7 @@ export class Container implements AsyncDisposable {
     this.#cgroup = cgroup;
     this.#owned = owned;
     this.id = state.id;
-    this.stdin = streams.stdin;
-    this.stdout = streams.stdout;
-    this.stderr = streams.stderr;
+    this.#streams = streams;
   }
 
   /**
@@ -454,6 +470,7 @@ export class Container implements AsyncDisposable {
         stopSignal: o.stopSignal ?? DEFAULT_STOP_SIGNAL,
         stopTimeout: o.stopTimeout ?? DEFAULT_STOP_TIMEOUT,
         labels: { ...(o.labels ?? {}) },
+        ...(o.stdin === 'pipe' ? { openStdin: true } : {}),
         ...(image ? { image: imageRecord(image) } : {}),
         ...(userns ? { userns } : {}),
         spec,
@@ -462,19 +479,29 @@ export class Container implements AsyncDisposable {
       const detachedDefault: StdioOption = o.detached ? 'ignore' : 'pipe';
       const logConfig = logConfigOf(o.log);
       state.log = logConfig;
-      const outPlan = planOutputs({ stdout: o.stdout ?? detachedDefault, stderr: o.stderr ?? detachedDefault }, o.detached ?? false, logConfig);
-      const stdio = prepareStdio([o.stdin ?? 'ignore', ...outPlan.plans]);
-      let outputs: StartedOutputs;
+      // A terminal's master arrives from the init after the spawn: its output is taken once the init is ready.
+      const terminal = spec.process.terminal === true;
+      if (terminal) checkTerminalStdio(o);
+      const pipesPlan = planOutputs({ stdout: o.stdout ?? detachedDefault, stderr: o.stderr ?? detachedDefault }, o.detached ?? false, logConfig);
+      const outPlan = terminal ? terminalOutputPlan(o.stdout ?? detachedDefault, o.detached ?? false, logConfig) : pipesPlan;
+      const stdio = prepareStdio(terminal ? ['ignore', 'ignore', 'ignore'] : [o.stdin ?? 'ignore', ...pipesPlan.plans]);
+      let outputs: StartedOutputs | undefined;
+      let consoleSocket: ConsoleSocket | undefined;
       try {
-        outputs = startOutputs(engine.root.containerDir(id), id, logConfig, outPlan.roles, stdio.captured);
+        if (terminal) consoleSocket = new ConsoleSocket();
+        else outputs = startOutputs(engine.root.containerDir(id), id, logConfig, outPlan.roles, stdio.captured);
       } catch (e) {
         for (const s of [stdio.stdin, stdio.stdout, stdio.stderr]) s?.destroy();
         for (const fd of stdio.closeAfterSpawn) safeClose(fd);
         throw e;
       }
+      let terminalStreams: { control: TerminalControl; stdout: Readable | null } | undefined;
       const destroyStreams = () => {
         for (const s of [stdio.stdin, stdio.stdout, stdio.stderr]) s?.destroy();
-        outputs.destroy();
+        outputs?.destroy();
+        consoleSocket?.close();
+        terminalStreams?.control.close();
+        terminalStreams?.stdout?.destroy();
       };
       const nsFds: { type: string; fd: number }[] = [];
       let spawned;
@@ -505,8 +532,10 @@ export class Container implements AsyncDisposable {
           namespaceFds: nsFds,
           stdioFds: stdio.childFds,
           parentDeathSignal: o.detached ? 0 : 9,
-          // A namespace wired after the clone must be ready before the program runs: the init waits for it.
-          waitForStart: waitForStart || networking?.wireInto !== undefined,
+          // A namespace wired after the clone must be ready before the program runs, and a terminal's size set:
+          // the init waits for it.
+          waitForStart: waitForStart || networking?.wireInto !== undefined || terminal,
+          ...(consoleSocket ? { consoleSocketFd: consoleSocket.child } : {}),
           createCwd: !rawSpec,
           ...(overlay ? { rootfsOverlay: overlay.overlay } : {}),
           ...(usernsRootfs ? { rootfsTreeFd: usernsRootfs.treeFd } : {}),
@@ -519,6 +548,7 @@ export class Container implements AsyncDisposable {
         throw e;
       } finally {
         for (const fd of stdio.closeAfterSpawn) safeClose(fd);
+        consoleSocket?.closeChild();
         for (const n of nsFds) safeClose(n.fd);
         closeEngineBinds();
         usernsRootfs?.close();
@@ -537,11 +567,11 @@ export class Container implements AsyncDisposable {
       };
       const container = new Container(engine, state, cgroup, owned, {
         stdin: stdio.stdin,
-        stdout: outputs.output?.stdout ?? stdio.stdout,
-        stderr: outputs.output?.stderr ?? stdio.stderr,
+        stdout: outputs?.output?.stdout ?? stdio.stdout,
+        stderr: outputs?.output?.stderr ?? stdio.stderr,
       });
       container.#networking = networking;
-      container.#output = outputs.output;
+      container.#output = outputs?.output;
       owned.exit = container.#watchExit();
 
       const wired = networking?.wireInto;
@@ -554,7 +584,7 @@ export class Container implements AsyncDisposable {
           throw e;
         }
       }
-      if (waitForStart || wired) {
+      if (waitForStart || wired || terminal) {
         let msg: StatusMessage | null;
         try {
           msg = await nextStatus(spawned.statusFd, signal);
@@ -573,13 +603,38 @@ export class Container implements AsyncDisposable {
           throw err;
         }
       }
-      if (wired && !waitForStart) {
-        // run(): the program starts at once, now that its network is wired.
+      if (consoleSocket) {
+        try {
+          const master = consoleSocket.receive();
+          const size = spec.process.consoleSize;
+          native.setWinsize(master, size?.height ?? 24, size?.width ?? 80);
+          const control = new TerminalControl(master, o.stdin === 'pipe');
+          if (outPlan.roles.stdout === 'direct') {
+            terminalStreams = { control, stdout: terminalReader(master, o.stdout ?? detachedDefault) };
+          } else {
+            terminalStreams = { control, stdout: null };
+            outputs = startOutputs(engine.root.containerDir(id), id, logConfig, outPlan.roles, { stdout: master });
+          }
+        } catch (e) {
+          await container.#abandon();
+          destroyStreams();
+          throw e;
+        }
+        container.#terminal = terminalStreams.control;
+        container.#output = outputs?.output;
+        container.#streams = {
+          stdin: terminalStreams.control.input,
+          stdout: outputs?.output?.stdout ?? terminalStreams.stdout,
+          stderr: null,
+        };
+      }
+      if ((wired || terminal) && !waitForStart) {
+        // run(): the program starts at once, now that its network is wired and its terminal set up.
         writeSync(spawned.startFd, 'x');
         safeClose(spawned.startFd);
         owned.startFd = undefined;
       }
-      if (outputs.monitorStreams.length > 0) {
+      if (outputs && outputs.monitorStreams.length > 0) {
         // A detached container's output outlives this process: its log monitor takes the pipes over.
         try {
           spawnLogMonitor(
@@ -937,6 +992,24 @@ export class Container implements AsyncDisposable {
   }
 
   /**
+   * Sets the size of the container's terminal (`tty: true`; `docker container resize`): its foreground programs
+   * get SIGWINCH. Works from the creating process, or from any process for a container made by the `berth`
+   * command (through its shim).
+   */
+  async resize(size: TerminalSize): Promise<void> {
+    const parsed = terminalSizeSchema.safeParse(size);
+    if (!parsed.success) throw toInvalidOptions('terminal size', parsed.error);
+    if (!(this.#state.spec as OciSpec).process.terminal) {
+      throw new ContainerStateError(`container ${this.name} has no terminal (create it with tty: true)`);
+    }
+    if (this.#currentStatus() !== 'running') throw new ContainerStateError(`container ${this.name} is not running`);
+    if (this.#terminal) return this.#terminal.resize(parsed.data);
+    const dir = this.#engine.root.containerDir(this.id);
+    if (!this.#owned && hasShim(dir)) return shimResize(dir, parsed.data);
+    throw new ContainerStateError(`container ${this.name} was created by process ${this.#state.owner.pid}; only it holds its terminal`);
+  }
+
+  /**
    * Freezes every process of the container (`docker pause`) with the cgroup freezer (v1 `freezer.state`, v2
    * `cgroup.freeze`): they stop being scheduled, without being signalled, until {@link Container.unpause}.
    */
@@ -1032,6 +1105,7 @@ export class Container implements AsyncDisposable {
           oomKilled,
         });
         this.#persist();
+        this.#terminal?.close();
         recordDeath(this.#engine.root.path, this.#state, exit);
         // Ports close and the address is freed when the container stops (as Docker); remove() awaits it.
         void this.#releaseNetwork();
@@ -1161,6 +1235,8 @@ function infoFromState(root: string, s: ContainerState, paused: boolean): Contai
     rootfs: spec.root.path,
     command: spec.process.args,
     labels: s.labels,
+    tty: spec.process.terminal === true,
+    openStdin: s.openStdin ?? false,
     image: s.image?.reference ?? null,
     exposedPorts: s.image?.exposedPorts ?? [],
     volumes: s.image?.volumes ?? [],

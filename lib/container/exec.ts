@@ -15,12 +15,13 @@ import { AbortError, ContainerStartError, ContainerStateError } from '../errors.
 import { native, type NativePlan, type StatusMessage } from '../native.js';
 import { CgroupV1Driver, CgroupV2Driver } from './cgroup/index.js';
 import { CGROUP_PARENT, type Engine } from './engine.js';
-import { toInvalidOptions } from './options.js';
+import { terminalSizeSchema, toInvalidOptions } from './options.js';
 import { planFromSpec } from './plan.js';
 import type { OciSpec } from './spec.js';
 import { isAlive, type ContainerState } from './state.js';
 import { prepareStdio, safeClose } from './stdio.js';
 import { resolveUser } from './user.js';
+import { checkTerminalStdio, ConsoleSocket, TerminalControl, terminalReader, type TerminalSize } from './terminal.js';
 
 /** Where one of the exec'd process's streams goes: a pipe (a Node stream), /dev/null, this process's own, or an fd. */
 export type ExecStdio = 'pipe' | 'ignore' | 'inherit' | number;
@@ -41,6 +42,15 @@ export interface ExecOptions {
   stdout?: ExecStdio;
   /** Default `'pipe'`. */
   stderr?: ExecStdio;
+  /**
+   * A pseudo-terminal (`docker exec -t`), opened in the container's devpts: it is the process's stdin, stdout,
+   * stderr and controlling terminal. {@link ExecProcess.stdout} is its output (stderr included),
+   * {@link ExecProcess.stdin} types into it when `stdin: 'pipe'`. stdio options other than `'pipe'` and
+   * `'ignore'` are refused with it. `TERM=xterm` is set unless the environment has TERM.
+   */
+  tty?: boolean;
+  /** The terminal's size when the process starts (default 24 × 80). */
+  consoleSize?: TerminalSize;
   /** Kills the process (SIGKILL) when aborted. */
   signal?: AbortSignal;
 }
@@ -64,6 +74,8 @@ export interface ExecProcess {
   wait(): Promise<ExecExit>;
   /** Sends a signal (default SIGKILL); a no-op once it exited. */
   kill(signal?: NodeJS.Signals | number): void;
+  /** Sets the terminal's size (`tty: true`); its foreground programs get SIGWINCH. */
+  resize(size: TerminalSize): void;
 }
 
 const stdioSchema = z.union([z.enum(['pipe', 'ignore', 'inherit']), z.number().int().nonnegative()]);
@@ -81,6 +93,8 @@ const execSchema = z
     stdin: stdioSchema.optional(),
     stdout: stdioSchema.optional(),
     stderr: stdioSchema.optional(),
+    tty: z.boolean().optional(),
+    consoleSize: terminalSizeSchema.optional(),
     signal: z.instanceof(AbortSignal).optional(),
   })
   .strict();
@@ -191,10 +205,12 @@ export async function execInContainer(engine: Engine, state: ContainerState, opt
   const user = o.user !== undefined
     ? resolveUser(`${procRoot}/root`, o.user)
     : { uid: spec.process.user.uid, gid: spec.process.user.gid, additionalGids: spec.process.user.additionalGids ?? [] };
-  const env = mergeEnv(spec.process.env ?? [], o.env);
+  if (o.tty) checkTerminalStdio(o);
+  let env = mergeEnv(spec.process.env ?? [], o.env);
+  if (o.tty && !env.some((e) => e.startsWith('TERM='))) env = [...env, 'TERM=xterm'];
   const process: OciSpec['process'] = {
     ...spec.process,
-    terminal: false,
+    terminal: o.tty ?? false,
     args: o.cmd,
     env,
     cwd: o.workdir ? posix.normalize(o.workdir) : spec.process.cwd,
@@ -208,13 +224,15 @@ export async function execInContainer(engine: Engine, state: ContainerState, opt
   const nsFds: { type: string; fd: number }[] = [];
   let cgroup: { dirFd?: number; procsFds: number[] } | undefined;
   let stdio: ReturnType<typeof prepareStdio> | undefined;
+  let consoleSocket: ConsoleSocket | undefined;
   let spawned: ReturnType<typeof native.spawn>;
   let plan: NativePlan;
   try {
     for (const t of ordered) nsFds.push({ type: t, fd: openSync(`${procRoot}/ns/${NS_FILES[t]}`, fsConstants.O_RDONLY) });
     cgroup = openCgroup(engine, state);
     if (!isAlive(init)) throw notRunning();
-    stdio = prepareStdio([o.stdin ?? 'ignore', o.stdout ?? 'pipe', o.stderr ?? 'pipe']);
+    stdio = prepareStdio(o.tty ? ['ignore', 'ignore', 'ignore'] : [o.stdin ?? 'ignore', o.stdout ?? 'pipe', o.stderr ?? 'pipe']);
+    if (o.tty) consoleSocket = new ConsoleSocket();
     plan = planFromSpec(execSpec(spec, process), {
       cgroupVersion: engine.cgroups.version,
       cgroupHierarchies: [],
@@ -226,6 +244,7 @@ export async function execInContainer(engine: Engine, state: ContainerState, opt
       parentDeathSignal: 9,
       waitForStart: false,
       seccompCacheDir: join(engine.root.path, 'seccomp-cache'),
+      ...(consoleSocket ? { consoleSocketFd: consoleSocket.child } : {}),
     });
     try {
       spawned = native.spawn(plan);
@@ -242,12 +261,14 @@ export async function execInContainer(engine: Engine, state: ContainerState, opt
       for (const s of [stdio.stdin, stdio.stdout, stdio.stderr]) s?.destroy();
       for (const fd of stdio.closeOnFailure) safeClose(fd);
     }
+    consoleSocket?.close();
     throw e;
   } finally {
     for (const n of nsFds) safeClose(n.fd);
     safeClose(cgroup?.dirFd);
     for (const fd of cgroup?.procsFds ?? []) safeClose(fd);
     for (const fd of stdio?.closeAfterSpawn ?? []) safeClose(fd);
+    consoleSocket?.closeChild();
   }
   safeClose(spawned.startFd);
   const streams = stdio!;
@@ -286,6 +307,7 @@ export async function execInContainer(engine: Engine, state: ContainerState, opt
   }
   if (msg) {
     await exit;
+    consoleSocket?.close();
     for (const s of [streams.stdin, streams.stdout, streams.stderr]) s?.destroy();
     throw msg.kind === 'error'
       ? execError(msg, plan, o.cmd[0]!)
@@ -293,14 +315,36 @@ export async function execInContainer(engine: Engine, state: ContainerState, opt
   }
   if (o.signal?.aborted) {
     await exit;
+    consoleSocket?.close();
     throw new AbortError();
+  }
+  // The terminal's master was sent before the exec that the status pipe just reported.
+  let terminal: { control: TerminalControl; output: Readable | null } | undefined;
+  if (consoleSocket) {
+    try {
+      const master = consoleSocket.receive();
+      native.setWinsize(master, o.consoleSize?.rows ?? 24, o.consoleSize?.columns ?? 80);
+      const control = new TerminalControl(master, o.stdin === 'pipe');
+      terminal = { control, output: terminalReader(master, o.stdout ?? 'pipe') };
+      void exit.then(() => control.close());
+    } catch (e) {
+      kill('SIGKILL');
+      await exit;
+      throw e;
+    }
   }
   return {
     pid: spawned.pid,
-    stdin: streams.stdin,
-    stdout: streams.stdout,
-    stderr: streams.stderr,
+    stdin: terminal ? terminal.control.input : streams.stdin,
+    stdout: terminal ? terminal.output : streams.stdout,
+    stderr: terminal ? null : streams.stderr,
     wait: () => exit,
     kill,
+    resize(size: TerminalSize) {
+      if (!terminal) throw new ContainerStateError('this process has no terminal (exec it with tty: true)');
+      const parsed = terminalSizeSchema.safeParse(size);
+      if (!parsed.success) throw toInvalidOptions('terminal size', parsed.error);
+      if (!exited) terminal.control.resize(parsed.data);
+    },
   };
 }

@@ -130,6 +130,12 @@ const ulimitName = z.enum([
 ]);
 
 /** The options of `Container.create()`. See the README's API tour for examples. */
+/** A terminal's size in character cells. */
+export const terminalSizeSchema = z.strictObject({
+  rows: z.number().int().min(1).max(65535),
+  columns: z.number().int().min(1).max(65535),
+});
+
 export const containerOptionsSchema = z
   .strictObject({
     /** Host directory holding the root filesystem (or use `image`). */
@@ -196,6 +202,9 @@ export const containerOptionsSchema = z
     stdin: stdioOption.optional(),
     stdout: stdioOption.optional(),
     stderr: stdioOption.optional(),
+    /** A pseudo-terminal as stdin/stdout/stderr (Docker's -t). */
+    tty: z.boolean().optional(),
+    consoleSize: terminalSizeSchema.optional(),
     /** Keep running after this process exits (opt-in; by default the container dies with its owner). */
     detached: z.boolean().optional(),
     stopSignal: signalName.optional(),
@@ -402,6 +411,16 @@ export interface ContainerOptions {
   stdout?: StdioOption;
   /** Default `'pipe'` (`'ignore'` when detached). */
   stderr?: StdioOption;
+  /**
+   * Docker's `-t`: the program gets a pseudo-terminal, opened in the container's own devpts, as its stdin, stdout,
+   * stderr, controlling terminal and /dev/console. Its output (stdout and stderr as one stream, with the terminal's
+   * CR LF line ends) is {@link Container.stdout} and the log's `stdout`; with `stdin: 'pipe'`,
+   * {@link Container.stdin} types into it. Other stdio choices are refused with a terminal: only `'pipe'` and
+   * `'ignore'` make sense. Resize with {@link Container.resize}. `TERM=xterm` is set unless `env` sets TERM.
+   */
+  tty?: boolean;
+  /** The terminal's size before the program starts (default 24 rows × 80 columns). */
+  consoleSize?: { rows: number; columns: number };
   /** Keep running after this process exits (by default the container dies with its owner). */
   detached?: boolean;
   /** Signal `stop()` sends first (default SIGTERM). */

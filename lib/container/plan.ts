@@ -80,6 +80,8 @@ export interface PlanContext {
   rootfsTreeFd?: number;
   /** Where compiled seccomp programs are cached across processes (in the state root). */
   seccompCacheDir?: string;
+  /** `process.terminal`: the socket the init sends its pty master over (see lib/container/terminal.ts). */
+  consoleSocketFd?: number;
 }
 
 /** The `{ path }` namespaces of a spec, which the caller opens and passes back as `namespaceFds`. */
@@ -347,6 +349,13 @@ export function planFromSpec(spec: OciSpec, ctx: PlanContext): NativePlan {
     throw new InvalidOptionsError('OCI runtime spec', [
       { path: 'mounts', message: 'mounts and a read-only root need a mount namespace' },
     ]);
+  }
+  if (spec.process.terminal) {
+    if (ctx.consoleSocketFd === undefined) {
+      throw new InvalidOptionsError('OCI runtime spec', [{ path: 'process.terminal', message: 'a terminal needs a console socket' }]);
+    }
+    plan.consoleSocketFd = ctx.consoleSocketFd;
+    plan.consoleMount = plan.rootfs !== undefined;
   }
   applyUserNamespace(plan, spec);
   return plan;

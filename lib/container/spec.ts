@@ -39,7 +39,8 @@ export const NAMESPACE_TYPES = ['pid', 'network', 'mount', 'ipc', 'uts', 'cgroup
 export const ociSpecSchema = z.looseObject({
   ociVersion: z.string(),
   process: z.looseObject({
-    terminal: z.literal(false).optional(),
+    terminal: z.boolean().optional(),
+    consoleSize: z.looseObject({ height: uint32, width: uint32 }).optional(),
     user: z.looseObject({
       uid: uint32,
       gid: uint32,
@@ -194,12 +195,13 @@ export function resourcesFromOptions(r: ValidContainerOptions['resources']): Lin
 }
 
 /** The environment as Docker builds it: PATH first (its default unless given), HOSTNAME, then the user's, HOME. */
-function envList(env: ValidContainerOptions['env'], home: string, hostname: string | undefined): string[] {
+function envList(env: ValidContainerOptions['env'], home: string, hostname: string | undefined, tty: boolean): string[] {
   const list = Array.isArray(env) ? [...env] : Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`);
   const has = (key: string) => list.some((e) => e.startsWith(`${key}=`));
   const head: string[] = [];
   if (!has('PATH')) head.push(`PATH=${DEFAULT_PATH}`);
   if (hostname !== undefined && !has('HOSTNAME')) head.push(`HOSTNAME=${hostname}`);
+  if (tty && !has('TERM')) head.push('TERM=xterm');
   list.unshift(...head);
   if (!has('HOME')) list.push(`HOME=${home}`);
   return list;
@@ -261,9 +263,10 @@ export function specFromOptions(o: ValidContainerOptions, ctx: SpecContext): Oci
   const spec: OciSpec = {
     ociVersion: '1.2.0',
     process: {
+      ...(o.tty ? { terminal: true, consoleSize: { height: o.consoleSize?.rows ?? 24, width: o.consoleSize?.columns ?? 80 } } : {}),
       user: { uid: ctx.user.uid, gid: ctx.user.gid, additionalGids: ctx.user.additionalGids },
       args: [...(o.entrypoint ?? []), ...(o.cmd ?? [])],
-      env: envList(o.env, ctx.user.home, hostname),
+      env: envList(o.env, ctx.user.home, hostname, o.tty ?? false),
       cwd: o.workdir ?? '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
       rlimits: (o.ulimits ?? []).map((u) => ({

@@ -55,6 +55,8 @@ export interface ContainerState {
   stopSignal: string | number;
   stopTimeout: number;
   labels: Record<string, string>;
+  /** Its stdin is a pipe kept open by its owner (Docker's OpenStdin, `-i`). */
+  openStdin?: boolean;
   /** For a container made from an image: the reference, the manifest digest, the snapshots it stands on. */
   image?: { reference: string; digest: string; chainIds: string[]; exposedPorts: string[]; volumes: string[] };
   /** The user namespace's maps, when it has one (the range is also recorded in `userns.json` from creation on). */

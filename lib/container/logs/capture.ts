@@ -16,6 +16,7 @@
 import { closeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { isatty, ReadStream } from 'node:tty';
 import type { StdioOption } from '../options.js';
 import type { StdioPlan } from '../stdio.js';
 import { LogRecorder, type LogConfig } from './json-file.js';
@@ -52,6 +53,15 @@ interface Tap {
 }
 
 /**
+ * A reader of a container's output fd: a pipe through net.Socket (libuv, no thread per read, as child_process
+ * does), a terminal's master through tty.ReadStream (net.Socket refuses tty fds; the end of the terminal, EIO once
+ * every slave fd is closed, reads as the end of the stream).
+ */
+function outputReader(fd: number): Socket & { isTTY?: boolean } {
+  return isatty(fd) ? new ReadStream(fd) : new Socket({ fd, readable: true, writable: false });
+}
+
+/**
  * Reads the pipes' read ends `fds` (owned from now on) and records their output with `recorder`. Streams with
  * role `tee` are also handed to the caller; `log` streams do not keep the process alive unless `keepAlive` (a
  * container that dies with its owner needs no one to outlive it to read its output; the log monitor does).
@@ -67,8 +77,7 @@ export function captureOutput(
   for (const name of ['stdout', 'stderr'] as const) {
     const fd = fds[name];
     if (fd === undefined) continue;
-    // net.Socket drives a pipe fd through libuv without a thread per read, as child_process does.
-    const raw = new Socket({ fd, readable: true, writable: false });
+    const raw = outputReader(fd);
     let view: Readable | null = null;
     let detached = false;
     if (roles[name] === 'tee') {
@@ -102,7 +111,8 @@ export function captureOutput(
         resolve();
       };
       raw.once('end', () => done());
-      raw.once('error', (err) => done(err));
+      // A terminal ends with EIO once the program and its children closed it: that is its end of file.
+      raw.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'EIO' && raw.isTTY ? undefined : err));
       raw.once('close', () => done());
     });
     taps.push({ name, raw, ended });

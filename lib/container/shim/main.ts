@@ -9,7 +9,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Container, type ExitInfo } from '../container.js';
 import type { ContainerOptions } from '../options.js';
-import { encodeFrame, encodeMessage, FRAME, toWire, withSocketPath, type ShimMessage, type ShimRequest } from './protocol.js';
+import {
+  encodeFrame, encodeMessage, FRAME, FrameDecoder, toWire, withSocketPath, type ClientMessage, type ShimMessage, type ShimRequest,
+} from './protocol.js';
 import type { ShimLaunch } from './shim.js';
 
 /** Reads the launch request: all of stdin, JSON. */
@@ -34,7 +36,9 @@ const launch = await readRequest();
 process.title = 'berth-shim';
 let container: Container;
 try {
-  const options: ContainerOptions = { ...launch.options, detached: true, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' };
+  // stdin stays open for attached clients when asked (`-i`); the shim holds it for the container's lifetime.
+  const stdin = launch.options.stdin === 'pipe' ? 'pipe' : 'ignore';
+  const options: ContainerOptions = { ...launch.options, detached: true, stdin, stdout: 'pipe', stderr: 'pipe' };
   container = await Container.create({ ...options, root: launch.root });
 } catch (e) {
   report({ type: 'error', error: toWire(e) });
@@ -64,20 +68,21 @@ function start(): Promise<void> {
   return startPromise;
 }
 
-// Output goes to the log (the container's tee) and to every attached client, at the pace of the slowest.
-for (const [name, stream] of [['stdout', c.stdout!], ['stderr', c.stderr!]] as const) {
+// Output goes to the log (the container's tee) and to every attached client, at the pace of the slowest. With a
+// terminal there is one stream (stdout).
+const outputs = [c.stdout, c.stderr].filter((x) => x !== null);
+for (const [name, stream] of [['stdout', c.stdout], ['stderr', c.stderr]] as const) {
+  if (!stream) continue;
   stream.on('data', (chunk: Buffer) => {
     const frame = encodeFrame(FRAME[name], chunk);
     for (const cl of clients) if (cl[name] && !cl.sock.destroyed) cl.sock.write(frame);
     const waiting = [...clients].filter((cl) => !cl.sock.destroyed && cl.sock.writableNeedDrain);
     if (waiting.length === 0) return;
-    c.stdout!.pause();
-    c.stderr!.pause();
+    for (const o of outputs) o.pause();
     let left = waiting.length;
     const resume = () => {
       if (--left > 0) return;
-      c.stdout!.resume();
-      c.stderr!.resume();
+      for (const o of outputs) o.resume();
     };
     for (const cl of waiting) {
       let once = false;
@@ -91,33 +96,83 @@ for (const [name, stream] of [['stdout', c.stdout!], ['stderr', c.stderr!]] as c
     }
   });
 }
-const outputEnded = Promise.all([c.stdout!, c.stderr!].map((s) => new Promise<void>((r) => {
+const outputEnded = Promise.all(outputs.map((s) => new Promise<void>((r) => {
   s.once('end', () => r());
   s.once('close', () => r());
   s.once('error', () => r());
 })));
 
-const server: Server = createServer((sock) => {
+// Half-open: a client that ended its input still reads the container's output.
+const server: Server = createServer({ allowHalfOpen: true }, (sock) => {
   sock.on('error', () => clients.forEach((cl) => cl.sock === sock && clients.delete(cl)));
-  let line = '';
+  let head = Buffer.alloc(0);
   const onData = (d: Buffer) => {
-    line += d.toString('utf8');
-    const nl = line.indexOf('\n');
+    head = Buffer.concat([head, d]);
+    const nl = head.indexOf(0x0a);
     if (nl < 0) return;
     sock.off('data', onData);
+    sock.pause();
     let req: ShimRequest;
     try {
-      req = JSON.parse(line.slice(0, nl)) as ShimRequest;
+      req = JSON.parse(head.subarray(0, nl).toString('utf8')) as ShimRequest;
     } catch {
       sock.destroy();
       return;
     }
-    void serve(sock, req);
+    void serve(sock, req, head.subarray(nl + 1));
   };
   sock.on('data', onData);
+  sock.on('end', () => {
+    if (sock.listenerCount('data') === 1 && head.indexOf(0x0a) < 0) sock.destroy();
+  });
 });
 
-async function serve(sock: Socket, req: ShimRequest): Promise<void> {
+let stdinClosed = false;
+
+/** Closes the container's stdin (the program reads EOF; with a terminal, typing stops). */
+function closeStdin(): void {
+  if (stdinClosed) return;
+  stdinClosed = true;
+  c.stdin?.end();
+}
+
+/**
+ * A client's input: kind 0 frames go to the container's stdin (the client waits while the container does not
+ * read), `stdin-end` ends it when the container's stdin is once-only (`docker run -i`). A client that just goes
+ * away detached: its end is not the container's EOF.
+ */
+function pumpInput(sock: Socket, rest: Buffer): void {
+  const decoder = new FrameDecoder();
+  const feed = (chunk: Buffer) => {
+    for (const f of decoder.push(chunk)) {
+      if (f.kind === FRAME.stdin) {
+        if (stdinClosed || !c.stdin || c.stdin.destroyed) continue;
+        if (!c.stdin.write(f.payload)) {
+          sock.pause();
+          c.stdin.once('drain', () => sock.resume());
+        }
+      } else if (f.kind === FRAME.message) {
+        const m = JSON.parse(f.payload.toString('utf8')) as ClientMessage;
+        if (m.type === 'stdin-end' && launch.stdinOnce) closeStdin();
+      }
+    }
+  };
+  c.stdin?.on('error', () => undefined); // a program that exits with input pending: EPIPE
+  if (rest.length) feed(rest);
+  sock.on('data', feed);
+  sock.resume();
+}
+
+async function serve(sock: Socket, req: ShimRequest, rest: Buffer): Promise<void> {
+  if (req.op === 'resize') {
+    try {
+      await c.resize({ rows: req.rows, columns: req.columns });
+      sock.end(encodeMessage({ type: 'done' }));
+    } catch (e) {
+      sock.end(encodeMessage({ type: 'error', error: toWire(e) }));
+    }
+    return;
+  }
   if (req.op === 'start') {
     try {
       await start();
@@ -135,6 +190,8 @@ async function serve(sock: Socket, req: ShimRequest): Promise<void> {
     const cl: Client = { sock, stdout: req.stdout ?? true, stderr: req.stderr ?? true };
     clients.add(cl);
     sock.once('close', () => clients.delete(cl));
+    if (req.stdin) pumpInput(sock, rest);
+    else sock.resume();
     if (req.start) {
       try {
         await start();

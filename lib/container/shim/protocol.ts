@@ -2,7 +2,9 @@
  * What a container's shim and its clients say to each other over the shim's unix socket (`shim.sock` in the
  * container's directory). A client sends one JSON request line; the shim answers with frames: an 8-byte header
  * (stream kind, three zero bytes, payload length as a big-endian uint32, as Docker's attach stream multiplexes)
- * and the payload. Kinds 1 and 2 carry the container's stdout and stderr; kind 3 carries a JSON message.
+ * and the payload. Kinds 1 and 2 carry the container's stdout and stderr; kind 3 carries a JSON message. An attached
+ * client that sends the container's stdin frames it the same way after its request line: kind 0 carries input, a
+ * kind 3 `{"type":"stdin-end"}` says its input ended (closing the socket without it is a detach, not an EOF).
  *
  * The socket is bound and reached through `/proc/self/fd/<dir fd>/shim.sock`, so the path length limit of unix
  * sockets (107 bytes) never bites for deep state roots; the container directory (0700) keeps other users out.
@@ -12,7 +14,7 @@ import { closeSync, openSync } from 'node:fs';
 import { BerthError, ContainerStartError } from '../../errors.js';
 
 /** Frame kinds. */
-export const FRAME = { stdout: 1, stderr: 2, message: 3 } as const;
+export const FRAME = { stdin: 0, stdout: 1, stderr: 2, message: 3 } as const;
 
 /** A request from a client. */
 export type ShimRequest =
@@ -22,7 +24,12 @@ export type ShimRequest =
    * Receive the container's output from now on, then its exit (`exit` message); with `start`, start it after
    * attaching (so no output is missed).
    */
-  | { op: 'attach'; start?: boolean; stdout?: boolean; stderr?: boolean };
+  | { op: 'attach'; start?: boolean; stdout?: boolean; stderr?: boolean; stdin?: boolean }
+  /** Set the terminal's size: answered by one `done` or `error` message. */
+  | { op: 'resize'; rows: number; columns: number };
+
+/** A control message from an attached client. */
+export type ClientMessage = { type: 'stdin-end' };
 
 /** An error, as it travels between processes. */
 export interface WireError {
@@ -40,6 +47,7 @@ export interface WireError {
 export type ShimMessage =
   | { type: 'created'; id: string; name: string }
   | { type: 'started' }
+  | { type: 'done' }
   | { type: 'error'; error: WireError }
   | { type: 'exit'; exitCode: number; signal: string | null; oomKilled: boolean };
 
@@ -75,6 +83,11 @@ export function encodeFrame(kind: number, payload: Buffer): Buffer {
 
 /** A message frame. */
 export function encodeMessage(m: ShimMessage): Buffer {
+  return encodeFrame(FRAME.message, Buffer.from(JSON.stringify(m)));
+}
+
+/** A client's control frame. */
+export function encodeClientMessage(m: ClientMessage): Buffer {
   return encodeFrame(FRAME.message, Buffer.from(JSON.stringify(m)));
 }
 

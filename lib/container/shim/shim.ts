@@ -15,11 +15,13 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { BerthError, ContainerStateError } from '../../errors.js';
 import { compiledScript } from '../entry-script.js';
 import type { ContainerOptions } from '../options.js';
-import { FRAME, FrameDecoder, fromWire, SOCKET_NAME, withSocketPath, type ShimMessage, type ShimRequest } from './protocol.js';
+import {
+  encodeClientMessage, encodeFrame, FRAME, FrameDecoder, fromWire, SOCKET_NAME, withSocketPath, type ShimMessage, type ShimRequest,
+} from './protocol.js';
 
 /** What the shim is asked to do (JSON on its stdin). */
 export interface ShimLaunch {
@@ -31,6 +33,11 @@ export interface ShimLaunch {
   start: boolean;
   /** Remove it once it exited and its clients got the exit (`--rm`). */
   autoRemove: boolean;
+  /**
+   * With `options.stdin: 'pipe'` (`-i`): the first attached client's end of input closes the container's stdin
+   * (docker's StdinOnce, set by `docker run -i` in the foreground). Otherwise stdin stays open for later clients.
+   */
+  stdinOnce?: boolean;
 }
 
 /** What launching a shim produced. */
@@ -109,12 +116,26 @@ export async function shimStart(containerDir: string): Promise<void> {
   if (reply?.type !== 'started') throw new ContainerStateError('the container\'s shim closed the connection without starting it');
 }
 
+/** Asks the shim to resize its container's terminal; throws what the resize threw there. */
+export async function shimResize(containerDir: string, size: { rows: number; columns: number }): Promise<void> {
+  const sock = await open(containerDir, { op: 'resize', rows: size.rows, columns: size.columns });
+  const decoder = new FrameDecoder();
+  let reply: ShimMessage | undefined;
+  for await (const chunk of sock) {
+    for (const f of decoder.push(chunk as Buffer)) if (f.kind === FRAME.message) reply = JSON.parse(f.payload.toString('utf8')) as ShimMessage;
+  }
+  if (reply?.type === 'error') throw fromWire(reply.error);
+  if (reply?.type !== 'done') throw new ContainerStateError('the container\'s shim closed the connection without resizing its terminal');
+}
+
 /** How an attachment ended. */
 export interface AttachOutcome {
   /** The container's exit, when the shim reported it (absent if the connection broke). */
   exit?: { exitCode: number; signal: string | null; oomKilled: boolean };
   /** With `start`: why it could not start. */
   startError?: BerthError;
+  /** The client let go (its `detach` signal) while the container runs on. */
+  detached?: boolean;
 }
 
 /**
@@ -124,13 +145,44 @@ export interface AttachOutcome {
  */
 export async function shimAttach(
   containerDir: string,
-  options: { start?: boolean; stdout?: Writable | null; stderr?: Writable | null; onStarted?: () => void },
+  options: {
+    start?: boolean;
+    stdout?: Writable | null;
+    stderr?: Writable | null;
+    /** Input for the container's stdin (it must have been created with stdin open). */
+    stdin?: Readable | null;
+    onStarted?: () => void;
+    /** Detaches: the connection closes, the container runs on (its stdin stays open). */
+    detach?: AbortSignal;
+  },
 ): Promise<AttachOutcome> {
   const sock = await open(containerDir, {
     op: 'attach', start: options.start ?? false, stdout: options.stdout != null, stderr: options.stderr != null,
+    stdin: options.stdin != null,
   });
   const decoder = new FrameDecoder();
   const outcome: AttachOutcome = {};
+  const input = options.stdin;
+  const onInput = (chunk: Buffer) => {
+    if (!sock.write(encodeFrame(FRAME.stdin, chunk))) {
+      input!.pause();
+      sock.once('drain', () => input!.resume());
+    }
+  };
+  const onInputEnd = () => {
+    if (!sock.destroyed) sock.write(encodeClientMessage({ type: 'stdin-end' }));
+  };
+  if (input) {
+    input.on('data', onInput);
+    input.once('end', onInputEnd);
+    input.resume();
+  }
+  const onDetach = () => {
+    outcome.detached = true;
+    sock.destroy();
+  };
+  if (options.detach?.aborted) onDetach();
+  else options.detach?.addEventListener('abort', onDetach, { once: true });
   return new Promise<AttachOutcome>((resolve) => {
     sock.on('data', (chunk: Buffer) => {
       for (const f of decoder.push(chunk)) {
@@ -148,7 +200,15 @@ export async function shimAttach(
         }
       }
     });
-    sock.once('close', () => resolve(outcome));
+    sock.once('close', () => {
+      if (input) {
+        input.off('data', onInput);
+        input.off('end', onInputEnd);
+        input.pause();
+      }
+      options.detach?.removeEventListener('abort', onDetach);
+      resolve(outcome);
+    });
     sock.once('error', () => undefined); // 'close' follows
   });
 }
