@@ -41,6 +41,7 @@ import { specUserns } from './userns/plan.js';
 import { reserveUserns, type UsernsRecord } from './userns/pool.js';
 import { prepareUsernsRootfs, type UsernsRootfs } from './userns/rootfs.js';
 import { detachEngineBinds } from './userns/engine-binds.js';
+import { detachInitBinary, initBinaryPath, programArgs, wantsInit } from './init-process.js';
 import {
   networkInfo, networkNamespace, prepareContainerNetwork, releaseContainerNetwork, renameContainerNetwork, type ContainerNetworking,
   type ContainerNetworkRecord,
@@ -97,6 +98,8 @@ export interface ContainerInfo {
   network: ContainerNetworkRecord | null;
   /** How its output is logged (`driver: 'none'` for records made before berth logged). */
   log: LogConfig;
+  /** Whether it was created with the `init` option (Docker's HostConfig.Init); `command` is then the init's child. */
+  init: boolean;
   /** The OCI runtime spec the container runs with. */
   spec: OciSpec;
 }
@@ -456,6 +459,7 @@ export class Container implements AsyncDisposable {
         labels: { ...(o.labels ?? {}) },
         ...(image ? { image: imageRecord(image) } : {}),
         ...(userns ? { userns } : {}),
+        ...(o.init !== undefined && !rawSpec ? { init: o.init } : {}),
         spec,
       };
 
@@ -481,6 +485,7 @@ export class Container implements AsyncDisposable {
       let plan: NativePlan;
       let networking: ContainerNetworking | undefined;
       let closeEngineBinds = () => undefined as void;
+      let closeInitBinary = () => undefined as void;
       try {
         networking = await prepareContainerNetwork({
           root: engine.root.path, containerId: id, containerName: name, hostname: spec.hostname, owner, options: o, joined: netns.joined,
@@ -513,6 +518,7 @@ export class Container implements AsyncDisposable {
           seccompCacheDir: join(engine.root.path, 'seccomp-cache'),
         });
         if (userns && networking) closeEngineBinds = detachEngineBinds(plan, networking.mounts.map((m) => m.source), userns);
+        if (userns && !rawSpec && wantsInit(o)) closeInitBinary = detachInitBinary(plan, initBinaryPath());
         spawned = spawnOrExplain(plan);
       } catch (e) {
         destroyStreams();
@@ -521,6 +527,7 @@ export class Container implements AsyncDisposable {
         for (const fd of stdio.closeAfterSpawn) safeClose(fd);
         for (const n of nsFds) safeClose(n.fd);
         closeEngineBinds();
+        closeInitBinary();
         usernsRootfs?.close();
         cgroup.releaseSpawnFds();
       }
@@ -1159,7 +1166,7 @@ function infoFromState(root: string, s: ContainerState, paused: boolean): Contai
     detached: s.detached,
     ownerPid: s.owner.pid,
     rootfs: spec.root.path,
-    command: spec.process.args,
+    command: programArgs(spec, s.init),
     labels: s.labels,
     image: s.image?.reference ?? null,
     exposedPorts: s.image?.exposedPorts ?? [],
@@ -1168,6 +1175,7 @@ function infoFromState(root: string, s: ContainerState, paused: boolean): Contai
     userns: s.userns ? { uidMap: s.userns.uidMap, gidMap: s.userns.gidMap, auto: s.userns.auto } : null,
     network: networkInfo(root, s.id, s.network),
     log: s.log ?? { driver: 'none', maxSize: 0, maxFile: 1 },
+    init: s.init ?? false,
     spec,
   };
 }
