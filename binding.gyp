@@ -23,6 +23,12 @@
       "type": "executable",
       "sources": ["addon/init.cc", "addon/executor.cc", "addon/plan_codec.cc"],
       "ldflags": ["-static", "-s"]
+    },
+    {
+      "target_name": "berth-docker-init",
+      "type": "executable",
+      "sources": ["addon/docker-init.cc"],
+      "ldflags": ["-static", "-s"]
     }
   ]
 }

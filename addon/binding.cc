@@ -867,6 +867,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("usernsFd", Napi::Function::New(env, UsernsFd));
   exports.Set("idmapTree", Napi::Function::New(env, IdmapTree));
   exports.Set("overlayTree", Napi::Function::New(env, OverlayTree));
+  exports.Set("readonlyTree", Napi::Function::New(env, ReadonlyTree));
   exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
   exports.Set("seccompInfo", Napi::Function::New(env, SeccompInfo));
   exports.Set("Poller", Poller::Init(env));

@@ -146,6 +146,22 @@ Napi::Value IdmapTree(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+Napi::Value ReadonlyTree(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = (int)syscall(SYS_open_tree, AT_FDCWD, path.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (fd < 0) throw errnoError(env, "open_tree " + path, errno);
+  struct mount_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
+    int e = errno;
+    close(fd);
+    throw errnoError(env, "mount_setattr(MOUNT_ATTR_RDONLY) " + path, e);
+  }
+  return Napi::Number::New(env, fd);
+}
+
 Napi::Value OverlayTree(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Array lowers = info[0].As<Napi::Array>();

@@ -17,6 +17,8 @@ int writeIdMaps(pid_t pid, const std::string& uidMap, const std::string& gidMap,
 Napi::Value UsernsFd(const Napi::CallbackInfo& info);
 // idmapTree(path, usernsFd, recursive) → a detached copy of the mount tree at `path`, idmapped by the namespace.
 Napi::Value IdmapTree(const Napi::CallbackInfo& info);
+// readonlyTree(path) → a detached read-only, nosuid, nodev bind of `path` (not idmapped: the owners stay the host's).
+Napi::Value ReadonlyTree(const Napi::CallbackInfo& info);
 // overlayTree(lowers, upper, work) → a detached overlay of lower layers (mount fds or paths, top-most first).
 Napi::Value OverlayTree(const Napi::CallbackInfo& info);
 

@@ -253,6 +253,7 @@ interface Binding {
   lgetxattr(path: string, name: string): Buffer | null;
   usernsFd(uidMap: string, gidMap: string): number;
   idmapTree(path: string, usernsFd: number, recursive: boolean): number;
+  readonlyTree(path: string): number;
   overlayTree(lowers: (number | string)[], upper: string, work: string): number;
   netlinkRun(fd: number, ops: NetlinkOp[]): Promise<void>;
   netnsCreate(): Promise<[number, number]>;
@@ -282,6 +283,13 @@ function packageRoot(): string {
 }
 
 let binding: Binding | undefined;
+let addonDir: string | undefined;
+
+/** The path of an executable binding.gyp builds next to the addon (e.g. `berth-docker-init`); it may be missing. */
+export function builtExecutable(name: string): string {
+  load();
+  return join(addonDir!, name);
+}
 
 function load(): Binding {
   if (binding) return binding;
@@ -297,7 +305,8 @@ function load(): Binding {
     const root = packageRoot();
     const loaded = gypBuild(root);
     // berth-init is built next to the addon; the addon seals a copy of it in memory for every container's init.
-    loaded.setInitBinary(join(dirname(gypBuild.resolve(root)), 'berth-init'));
+    addonDir = dirname(gypBuild.resolve(root));
+    loaded.setInitBinary(join(addonDir, 'berth-init'));
     binding = loaded;
   } catch (cause) {
     throw new UnsupportedError(
@@ -371,6 +380,8 @@ export const native = {
   usernsFd: (uidMap: string, gidMap: string): number => load().usernsFd(uidMap, gidMap),
   /** A detached copy of the mount at `path`, idmapped by the user namespace `usernsFd`. */
   idmapTree: (path: string, usernsFd: number, recursive: boolean): number => load().idmapTree(path, usernsFd, recursive),
+  /** A detached read-only (nosuid, nodev) bind of `path`, not idmapped: its files keep the host's owners. */
+  readonlyTree: (path: string): number => load().readonlyTree(path),
   /** A detached overlay mount of `lowers` (mount fds or paths, top-most first) with its upper and work dirs. */
   overlayTree: (lowers: (number | string)[], upper: string, work: string): number => load().overlayTree(lowers, upper, work),
   /**

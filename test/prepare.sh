@@ -32,6 +32,10 @@ if [ ! -x node_modules/.bin/vitest ] || [ ! -d node_modules/node-addon-api ]; th
 elif [ ${#build_deps[@]} -gt 0 ] && [ -d build ]; then
   echo "test/prepare: rebuilding the addon with ${build_deps[*]}"
   npm run build:addon --silent >/dev/null
+elif [ -d build ] && [ ! -x build/Release/berth-docker-init ]; then
+  # node-gyp-build keeps an existing build: one made before binding.gyp gained the --init binary lacks it.
+  echo "test/prepare: rebuilding the addon (no berth-docker-init yet)"
+  npm run build:addon --silent >/dev/null
 fi
 
 fixtures=${BERTH_FIXTURES:-/var/tmp/berth-fixtures}

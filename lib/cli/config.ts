@@ -8,7 +8,7 @@
  * ```json
  * { "data-root": "/var/lib/berth", "registry-mirrors": ["https://mirror.example"],
  *   "insecure-registries": ["registry.lan:5000"], "log-driver": "json-file",
- *   "log-opts": { "max-size": "10m", "max-file": "3" }, "detach-keys": "ctrl-p,ctrl-q" }
+ *   "log-opts": { "max-size": "10m", "max-file": "3" }, "init": true, "detach-keys": "ctrl-p,ctrl-q" }
  * ```
  *
  * Environment: `BERTH_ROOT` (the state root), `BERTH_REGISTRY_MIRRORS` and `BERTH_INSECURE_REGISTRIES` (comma-
@@ -33,6 +33,7 @@ const fileSchema = z.looseObject({
     'max-size': z.string().regex(/^(-1|\d+(\.\d+)?\s*[bkmgt]?)$/i, 'must be a size like 10m').optional(),
     'max-file': z.string().regex(/^\d+$/, 'must be a number of files').optional(),
   }).optional(),
+  init: z.boolean().optional(),
 });
 
 /** The settings a command runs with. */
@@ -45,6 +46,8 @@ export interface CliConfig {
   log: { driver?: 'json-file' | 'none'; maxSize?: number; maxFile?: number };
   /** The key sequence that detaches from an attached terminal (docker's detachKeys), when configured. */
   detachKeys?: string;
+  /** Whether new containers get an init unless `--init=false` (daemon.json's `init`). */
+  init: boolean;
   /** The files that were read, in order. */
   files: string[];
 }
@@ -109,6 +112,7 @@ export function loadConfig(flags: { root?: string | undefined; config?: string |
       ...(maxSize !== undefined ? { maxSize: maxSize === '-1' ? 0 : parseByteSize(maxSize) } : {}),
       ...(maxFile !== undefined ? { maxFile: Number(maxFile) } : {}),
     },
+    init: merged.init ?? false,
     ...(merged['detach-keys'] !== undefined ? { detachKeys: merged['detach-keys'] } : {}),
     files,
   };

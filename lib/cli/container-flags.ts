@@ -1,6 +1,6 @@
 /**
  * `berth run` / `berth create` flags, with docker's names and syntax, turned into `Container.create()` options.
- * What berth cannot do yet is refused by name (`-t`, `-i`, `--init`, `apparmor=...`), never silently ignored.
+ * What berth cannot do yet is refused by name (`-t`, `-i`, `apparmor=...`), never silently ignored.
  * @module
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -64,7 +64,7 @@ export const CONTAINER_FLAGS: FlagSpec[] = [
   { long: 'pull', type: 'string', help: 'Pull image before running ("always", "missing", "never")', defaultText: '"missing"' },
   { long: 'platform', type: 'string', help: 'Set platform if server is multi-platform capable' },
   { long: 'restart', type: 'string', help: 'Restart policy to apply when a container exits (only "no" so far)', defaultText: '"no"' },
-  { long: 'init', type: 'bool', help: 'Run an init inside the container (not supported yet)' },
+  { long: 'init', type: 'bool', help: 'Run an init inside the container that forwards signals and reaps processes' },
   { long: 'interactive', short: 'i', type: 'bool', help: 'Keep STDIN open even if not attached' },
   { long: 'tty', short: 't', type: 'bool', help: 'Allocate a pseudo-TTY' },
   { long: 'attach', short: 'a', type: 'list', help: 'Attach to STDIN, STDOUT or STDERR', valueName: 'list' },
@@ -242,7 +242,6 @@ function attachedStreams(f: Flags, command: string): RunPlan['attach'] {
 /** Turns `run`/`create` flags and arguments (IMAGE [COMMAND] [ARG...]) into options. */
 export function containerOptionsFromFlags(f: Flags, args: readonly string[], config: CliConfig, env: NodeJS.ProcessEnv, command: string): RunPlan {
   const attach = attachedStreams(f, command);
-  if (f.bool('init')) throw notYet(command, 'an init process (--init)');
   const restart = f.string('restart');
   if (restart !== undefined && restart !== 'no') throw notYet(command, `restart policies (--restart ${restart})`);
   const [image, ...cmd] = args;
@@ -272,6 +271,8 @@ export function containerOptionsFromFlags(f: Flags, args: readonly string[], con
   for (const m of mounts) if (m.type === 'bind' && !existsSync(m.source)) mkdirSync(m.source, { recursive: true, mode: 0o755 });
   if (mounts.length) o.mounts = mounts;
   if (f.bool('read-only')) o.readonlyRootfs = true;
+  // --init, or the config file's "init" default (daemon.json's key); --init=false overrides the default.
+  if (f.has('init') ? f.bool('init') : config.init) o.init = true;
   // As docker: without --network a container is on the default bridge network (the library's own default is a
   // private loopback-only namespace, which costs nothing; a command-line user expects docker's).
   const network = f.string('network') ?? f.string('net') ?? 'bridge';

@@ -6,6 +6,7 @@
  * @module
  */
 import type { ContainerInfo } from '../container/container.js';
+import { IN_CONTAINER_INIT_PATH } from '../container/init-process.js';
 import type { ImageInfo, ImageSummary } from '../image/image.js';
 import { parseReference } from '../image/reference.js';
 import type { BerthEvent } from '../journal/events.js';
@@ -76,7 +77,7 @@ interface MountView {
 
 function userMounts(c: ContainerInfo): MountView[] {
   return (c.spec.mounts ?? [])
-    .filter((m) => !DEFAULT_DESTINATIONS.has(m.destination))
+    .filter((m) => !DEFAULT_DESTINATIONS.has(m.destination) && !(c.init && m.destination === IN_CONTAINER_INIT_PATH))
     .map((m) => {
       const options = m.options ?? [];
       const bind = m.type === 'bind' || options.includes('bind') || options.includes('rbind');
@@ -126,6 +127,7 @@ export function inspectContainer(c: ContainerInfo): Record<string, unknown> {
       NetworkMode: c.network?.mode ?? 'none',
       PortBindings: ports,
       ReadonlyRootfs: spec.root.readonly ?? false,
+      Init: c.init,
       Privileged: false,
     },
     Mounts: userMounts(c),

@@ -41,6 +41,7 @@ import { specUserns } from './userns/plan.js';
 import { reserveUserns, type UsernsRecord } from './userns/pool.js';
 import { prepareUsernsRootfs, type UsernsRootfs } from './userns/rootfs.js';
 import { detachEngineBinds } from './userns/engine-binds.js';
+import { detachInitBinary, initBinaryPath, programArgs, wantsInit } from './init-process.js';
 import {
   networkInfo, networkNamespace, prepareContainerNetwork, releaseContainerNetwork, renameContainerNetwork, type ContainerNetworking,
   type ContainerNetworkRecord,
@@ -104,6 +105,8 @@ export interface ContainerInfo {
   network: ContainerNetworkRecord | null;
   /** How its output is logged (`driver: 'none'` for records made before berth logged). */
   log: LogConfig;
+  /** Whether it was created with the `init` option (Docker's HostConfig.Init); `command` is then the init's child. */
+  init: boolean;
   /** The OCI runtime spec the container runs with. */
   spec: OciSpec;
 }
@@ -473,6 +476,7 @@ export class Container implements AsyncDisposable {
         ...(o.stdin === 'pipe' ? { openStdin: true } : {}),
         ...(image ? { image: imageRecord(image) } : {}),
         ...(userns ? { userns } : {}),
+        ...(o.init !== undefined && !rawSpec ? { init: o.init } : {}),
         spec,
       };
 
@@ -508,6 +512,7 @@ export class Container implements AsyncDisposable {
       let plan: NativePlan;
       let networking: ContainerNetworking | undefined;
       let closeEngineBinds = () => undefined as void;
+      let closeInitBinary = () => undefined as void;
       try {
         networking = await prepareContainerNetwork({
           root: engine.root.path, containerId: id, containerName: name, hostname: spec.hostname, owner, options: o, joined: netns.joined,
@@ -542,6 +547,7 @@ export class Container implements AsyncDisposable {
           seccompCacheDir: join(engine.root.path, 'seccomp-cache'),
         });
         if (userns && networking) closeEngineBinds = detachEngineBinds(plan, networking.mounts.map((m) => m.source), userns);
+        if (userns && !rawSpec && wantsInit(o)) closeInitBinary = detachInitBinary(plan, initBinaryPath());
         spawned = spawnOrExplain(plan);
       } catch (e) {
         destroyStreams();
@@ -551,6 +557,7 @@ export class Container implements AsyncDisposable {
         consoleSocket?.closeChild();
         for (const n of nsFds) safeClose(n.fd);
         closeEngineBinds();
+        closeInitBinary();
         usernsRootfs?.close();
         cgroup.releaseSpawnFds();
       }
@@ -1233,7 +1240,7 @@ function infoFromState(root: string, s: ContainerState, paused: boolean): Contai
     detached: s.detached,
     ownerPid: s.owner.pid,
     rootfs: spec.root.path,
-    command: spec.process.args,
+    command: programArgs(spec, s.init),
     labels: s.labels,
     tty: spec.process.terminal === true,
     openStdin: s.openStdin ?? false,
@@ -1244,6 +1251,7 @@ function infoFromState(root: string, s: ContainerState, paused: boolean): Contai
     userns: s.userns ? { uidMap: s.userns.uidMap, gidMap: s.userns.gidMap, auto: s.userns.auto } : null,
     network: networkInfo(root, s.id, s.network),
     log: s.log ?? { driver: 'none', maxSize: 0, maxFile: 1 },
+    init: s.init ?? false,
     spec,
   };
 }

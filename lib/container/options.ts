@@ -232,6 +232,8 @@ export const containerOptionsSchema = z
     readonlyPaths: z.array(absolutePath).optional(),
     /** A user namespace: explicit uid/gid maps, or 'auto' for a private range. */
     userns: usernsOptionSchema.optional(),
+    /** Run a small init as PID 1 that forwards signals and reaps zombies (Docker's --init). */
+    init: z.boolean().optional(),
     /** How stdout/stderr are logged (Docker's --log-driver, --log-opt max-size / max-file). */
     log: z
       .strictObject({
@@ -478,6 +480,14 @@ export interface ContainerOptions {
   dns?: string[];
   /** Search domains for the container's resolv.conf (Docker's `--dns-search`). */
   dnsSearch?: string[];
+  /**
+   * Docker's `--init`: a small init (berth's docker-init, mounted read-only at /sbin/docker-init) runs as PID 1 with
+   * the program as its child. It forwards the signals it receives to the program (so `stop()` ends a program that
+   * installs no SIGTERM handler, which PID 1 itself would ignore), reaps orphaned zombies, and exits with the
+   * program's status (128 + N when signal N killed it; 127/126 when the program cannot be found/run). Ignored, as
+   * by Docker, when the container shares the host's or another pid namespace. See docs/runtime.md#init.
+   */
+  init?: boolean;
   /**
    * How stdout and stderr are logged (Docker's `--log-driver` and `--log-opt`): `json-file` (default) keeps them
    * in the container's directory for `logs()`, rotated at `maxSize` bytes (default `'20m'`, `0` unlimited) with

@@ -21,6 +21,7 @@ import type { ResolvedUser } from './user.js';
 import { idMapSchema, type IdMaps } from './userns/idmap.js';
 import { ociSeccompSchema } from './seccomp/profile.js';
 import { seccompForOptions } from './seccomp/resolve.js';
+import { applyInit, wantsInit } from './init-process.js';
 
 const absolutePath = z.string().refine((p) => p.startsWith('/'), 'must be an absolute path');
 const capList = z.array(z.enum(CAPABILITY_NAMES));
@@ -156,6 +157,8 @@ export interface SpecContext {
   rootPath: string;
   /** The maps of the container's user namespace (resolved from `userns`), when it has one. */
   userns?: IdMaps;
+  /** Host path of the init binary for the `init` option (default: the one built next to the addon). */
+  initBinary?: string;
 }
 
 /** Docker's --cpus → CFS quota/period, --memory-swap default, --pids-limit semantics → OCI resources. */
@@ -303,6 +306,7 @@ export function specFromOptions(o: ValidContainerOptions, ctx: SpecContext): Oci
     const seccomp = seccompForOptions(o.seccomp, caps);
     if (seccomp) spec.linux!.seccomp = seccomp;
   }
+  if (wantsInit(o)) applyInit(spec, ctx.initBinary);
   return spec;
 }
 

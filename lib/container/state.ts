@@ -65,6 +65,8 @@ export interface ContainerState {
   network?: ContainerNetworkRecord;
   /** How its output is logged (absent in records older than logging: nothing was logged). */
   log?: LogConfig;
+  /** The `init` option as given (Docker's HostConfig.Init); the spec's args then start with the init. */
+  init?: boolean;
   /** The OCI runtime spec the container was created from. */
   spec: unknown;
 }
