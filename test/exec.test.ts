@@ -66,7 +66,8 @@ describe('Container.exec', () => {
     expect(merged.stdout).toBe('yes exec x\n/work\n');
 
     // The container's loopback: its listener answers, the host's port 7777 is not involved.
-    const net = await run(c, ['sh', '-c', 'echo hi | nc 127.0.0.1 7777']);
+    // (The marker file is written just before nc listens: retry a refused connection for a while.)
+    const net = await run(c, ['sh', '-c', 'for i in $(seq 100); do r=$(echo hi | nc 127.0.0.1 7777 2>/dev/null); [ -n "$r" ] && { echo "$r"; break; }; sleep 0.05; done']);
     expect(net.stdout.trim()).toBe('pong-from-container');
   });
 
