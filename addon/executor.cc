@@ -482,6 +482,13 @@ void setupMounts(const Ctx& c) {
 // in the container can swap another file in; it belongs to the container's user so that it may reopen it.
 int setupConsole(const Ctx& c) {
   const Plan& p = c.plan;
+  // An exec that joined a user namespace still has the host's uid, unmapped there: the terminal it opened would
+  // belong to nobody the namespace knows, and could not be given to the container's user. Become the namespace's
+  // root first (the user is set later, as for every process).
+  if (sysc(SYS_geteuid) != 0) {
+    CHECK(c, sysc(SYS_setresgid, 0, 0, 0), STEP_CONSOLE, 7);
+    CHECK(c, sysc(SYS_setresuid, 0, 0, 0), STEP_CONSOLE, 7);
+  }
   int master = (int)sysc(SYS_openat, AT_FDCWD, "/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
   CHECK(c, master, STEP_CONSOLE, 0);
   int unlock = 0;

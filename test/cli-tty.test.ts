@@ -100,6 +100,16 @@ describe('berth run -it', () => {
   });
 });
 
+describe('berth run -it --init', () => {
+  it('^C reaches the program through the init, which exits with its status', async () => {
+    const s = startPty(['run', '--rm', '-it', '--init', 'busybox', 'sh', '-c', 'trap "echo caught; exit 6" INT; echo ready; while :; do sleep 0.05; done'], env);
+    await s.waitFor(/ready\r\n/);
+    s.type('\x03');
+    await s.waitFor(/caught\r\n/);
+    expect((await s.done).code).toBe(6);
+  });
+});
+
 describe('stdin without a terminal', () => {
   it('run -i passes piped input and its end (EOF)', async () => {
     const r = await cli(['run', '--rm', '-i', 'busybox', 'sh', '-c', 'wc -l; echo done'], env, 'a\nb\nc\n');
@@ -185,6 +195,20 @@ describe('the library: tty option', () => {
     for await (const e of c.logs()) logs.push(`${e.stream}:${e.log}`);
     expect(logs.join('')).toContain('stdout:got:typed');
     expect(logs.some((l) => l.startsWith('stderr'))).toBe(false);
+  });
+
+  it('works for run(), in a user namespace, and for a non-root user of an exec', async () => {
+    const r = await Container.run({ root, rootfs, cmd: ['sh', '-c', 'tty; echo err >&2; exit 3'], tty: true });
+    expect(r).toMatchObject({ exitCode: 3, stdout: '/dev/pts/0\r\nerr\r\n', stderr: '' });
+    await using c = await Container.create({ root, rootfs, cmd: ['sleep', '30'], userns: 'auto', tty: true });
+    await c.start();
+    const p = await c.exec({ cmd: ['sh', '-c', 'tty; id -u; stat -c %u $(tty)'], tty: true, user: '1000' });
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    expect((await p.wait()).exitCode).toBe(0);
+    for (let i = 0; i < 40 && !/\r\n.*\r\n.*\r\n/.test(out); i++) await sleep(50);
+    // The exec's own terminal (pts/1: the init has pts/0), owned by the exec's user inside the namespace.
+    expect(out).toBe('/dev/pts/1\r\n1000\r\n1000\r\n');
   });
 
   it('refuses stdio choices a terminal cannot honour', async () => {
