@@ -450,7 +450,7 @@ describe('config file and environment', () => {
 
 describe('usage', () => {
   const commands = [
-    [], ['run'], ['create'], ['start'], ['stop'], ['kill'], ['restart'], ['rm'], ['ps'], ['logs'], ['top'], ['pause'], ['unpause'],
+    [], ['run'], ['create'], ['start'], ['stop'], ['kill'], ['restart'], ['rm'], ['ps'], ['logs'], ['attach'], ['exec'], ['top'], ['pause'], ['unpause'],
     ['rename'], ['inspect'], ['pull'], ['images'], ['rmi'], ['tag'], ['events'], ['version'], ['info'],
     ['container'], ['container', 'ls'], ['container', 'rm'], ['image'], ['image', 'ls'], ['image', 'pull'], ['image', 'rm'], ['image', 'tag'], ['image', 'inspect'],
     ['network'], ['network', 'ls'], ['network', 'create'], ['network', 'rm'], ['network', 'inspect'], ['network', 'connect'], ['network', 'disconnect'],
