@@ -51,8 +51,31 @@ describe('--format', () => {
     expect(t('{{json .}}')).toBe(JSON.stringify(row));
   });
 
+  it('runs Go\'s control structures, variables, comparisons and printf', () => {
+    const t = (s: string, data: unknown = row) => parseTemplate(s, 'c').render(data);
+    expect(t('{{range .Args}}[{{.}}]{{end}}')).toBe('[x][y]');
+    expect(t('{{range $i, $a := .Args}}{{$i}}={{$a}} {{end}}')).toBe('0=x 1=y ');
+    expect(t('{{range $k, $v := .Labels}}{{$k}}:{{$v}}{{end}}')).toBe('team:a');
+    expect(t('{{range .Missing}}x{{else}}none{{end}}', { Missing: [] })).toBe('none');
+    // docker inspect's most common idiom: every network's address.
+    const inspect = { NetworkSettings: { Networks: { b: { IPAddress: '10.0.0.3' }, a: { IPAddress: '10.0.0.2' } } } };
+    expect(t('{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}', inspect)).toBe('10.0.0.2 10.0.0.3 ');
+    expect(t('{{if eq .Names "web"}}yes{{else}}no{{end}}')).toBe('yes');
+    expect(t('{{if gt .N 5}}big{{else if gt .N 2}}mid{{else}}small{{end}}')).toBe('mid');
+    expect(t('{{if and .Args (not .Missing)}}ok{{end}}', { Args: [1], Missing: '' })).toBe('ok');
+    expect(t('{{with .Config}}{{index .Env 0}}{{end}}{{with .Labels.none}}x{{else}}-{{end}}')).toBe('A=1-');
+    expect(t('{{$n := .Names}}{{range .Args}}{{$n}}/{{.}} {{end}}{{$.ID}}')).toBe('web/x web/y abc');
+    expect(t('{{printf "%-5s|%3d|%q" .Names .N .ID}}')).toBe('web  |  3|"abc"');
+    expect(t('{{len (index .Config "Env")}} {{/* a comment */}}{{.N | printf "%d!"}}')).toBe('1 3!');
+    expect(t('{{range .Args -}} {{.}} {{- end}}')).toBe('xy');
+  });
+
   it('refuses what it does not implement, and missing fields', () => {
-    expect(() => parseTemplate('{{range .Args}}{{.}}{{end}}', 'c').render(row)).toThrow(/"range" is not supported/);
+    expect(() => parseTemplate('{{define "x"}}{{end}}', 'c')).toThrow(/"define" is not supported/);
+    expect(() => parseTemplate('{{range .Args}}{{.}}', 'c')).toThrow(/has no \{\{end\}\}/);
+    expect(() => parseTemplate('{{end}}', 'c')).toThrow(/unexpected \{\{end\}\}/);
+    expect(() => parseTemplate('{{range .Names}}{{end}}', 'c').render(row)).toThrow(/range can't iterate over web/);
+    expect(() => parseTemplate('{{$nope}}', 'c').render(row)).toThrow(/undefined variable "\$nope"/);
     expect(() => parseTemplate('{{.Nope}}', 'c').render(row)).toThrow(/can't evaluate field Nope/);
     expect(() => parseTemplate('{{.ID', 'c')).toThrow(/template parsing error/);
   });
