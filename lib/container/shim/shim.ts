@@ -104,28 +104,29 @@ async function open(containerDir: string, req: ShimRequest): Promise<Socket> {
   }));
 }
 
-/** Asks the shim to start its container; throws what the start threw there. */
-export async function shimStart(containerDir: string): Promise<void> {
-  const sock = await open(containerDir, { op: 'start' });
+/**
+ * Sends a one-shot request and waits for the shim's single reply; throws what failed there, or that the shim
+ * closed without the `expected` reply (`what` names the request for that message).
+ */
+async function ask(containerDir: string, req: ShimRequest, expected: ShimMessage['type'], what: string): Promise<void> {
+  const sock = await open(containerDir, req);
   const decoder = new FrameDecoder();
   let reply: ShimMessage | undefined;
   for await (const chunk of sock) {
     for (const f of decoder.push(chunk as Buffer)) if (f.kind === FRAME.message) reply = JSON.parse(f.payload.toString('utf8')) as ShimMessage;
   }
   if (reply?.type === 'error') throw fromWire(reply.error);
-  if (reply?.type !== 'started') throw new ContainerStateError('the container\'s shim closed the connection without starting it');
+  if (reply?.type !== expected) throw new ContainerStateError(`the container's shim closed the connection without ${what}`);
+}
+
+/** Asks the shim to start its container; throws what the start threw there. */
+export function shimStart(containerDir: string): Promise<void> {
+  return ask(containerDir, { op: 'start' }, 'started', 'starting it');
 }
 
 /** Asks the shim to resize its container's terminal; throws what the resize threw there. */
-export async function shimResize(containerDir: string, size: { rows: number; columns: number }): Promise<void> {
-  const sock = await open(containerDir, { op: 'resize', rows: size.rows, columns: size.columns });
-  const decoder = new FrameDecoder();
-  let reply: ShimMessage | undefined;
-  for await (const chunk of sock) {
-    for (const f of decoder.push(chunk as Buffer)) if (f.kind === FRAME.message) reply = JSON.parse(f.payload.toString('utf8')) as ShimMessage;
-  }
-  if (reply?.type === 'error') throw fromWire(reply.error);
-  if (reply?.type !== 'done') throw new ContainerStateError('the container\'s shim closed the connection without resizing its terminal');
+export function shimResize(containerDir: string, size: { rows: number; columns: number }): Promise<void> {
+  return ask(containerDir, { op: 'resize', rows: size.rows, columns: size.columns }, 'done', 'resizing its terminal');
 }
 
 /** How an attachment ended. */
