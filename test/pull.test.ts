@@ -2,7 +2,7 @@
 // re-pulls, a corrupting registry, aborts, several processes pulling at once, and skopeo reading the result.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +15,20 @@ import { proxy } from './helpers/proxy.js';
 import { pushBusybox, startRegistry, type Registry } from './helpers/registry.js';
 
 const run = promisify(execFile);
+
+/** Bytes of the regular files under `dir`, each inode once (busybox's applets are hard links). */
+function fileBytes(dir: string, seen = new Set<number>()): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const st = lstatSync(join(dir, name));
+    if (st.isDirectory()) total += fileBytes(join(dir, name), seen);
+    else if (st.isFile() && !seen.has(st.ino)) {
+      seen.add(st.ino);
+      total += st.size;
+    }
+  }
+  return total;
+}
 let registry: Registry;
 let pushed: { reference: string; digest: string };
 const dir = mkdtempSync(join(tmpdir(), 'berth-test-pull-'));
@@ -96,6 +110,10 @@ describe('Image.pull', () => {
     const info = image.inspect();
     expect(info.repoTags).toEqual(['docker.io/library/busybox:latest']);
     expect(info.layers).toHaveLength(1);
+    // Its size unpacked: the bytes of its files on disk, counted here independently of the unpacker.
+    const snapshot = readdirSync(join(root, 'snapshots')).find((d) => /^[a-f0-9]{64}$/.test(d))!;
+    expect(info.unpackedSize).toBe(fileBytes(join(root, 'snapshots', snapshot)));
+    expect(info.unpackedSize).toBeGreaterThan(info.size); // busybox compresses well
     const { stdout } = await run('skopeo', ['inspect', '--raw', `oci:${root}/images:docker.io/library/busybox:latest`]);
     expect(createHash('sha256').update(stdout).digest('hex')).toBe(pushed.digest.slice(7));
 
@@ -145,6 +163,9 @@ describe('Image.pull', () => {
     // Blobs younger than 10 minutes are kept (a pull may be running): nothing is collected yet, nothing breaks.
     const gc = await Image.gc({ root });
     expect(gc.removedBlobs).toBe(0);
+    // The unused snapshot went, and its recorded size with it.
+    expect(readdirSync(join(root, 'snapshots')).filter((d) => !d.startsWith('.'))).toEqual([]);
+    expect(readdirSync(join(root, 'snapshots', '.sizes'))).toEqual([]);
   });
 
   it('rejects a blob with the wrong digest and stores nothing for it', async () => {

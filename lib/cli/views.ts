@@ -177,7 +177,8 @@ export function imageRow(i: ImageSummary, full: boolean, now = Date.now()): Reco
     Digest: i.digest,
     CreatedSince: i.created ? ago(i.created, now) : 'N/A',
     CreatedAt: i.created ?? '',
-    Size: humanSize(i.size),
+    // Docker's SIZE: what the unpacked layers take; the compressed size only for an image not unpacked here.
+    Size: humanSize(i.unpackedSize ?? i.size),
     Platform: i.platform,
   };
 }
@@ -192,10 +193,13 @@ export function inspectImage(i: ImageInfo): Record<string, unknown> {
     Created: i.created ?? '',
     Architecture: i.architecture,
     Os: i.os,
-    Size: i.size,
+    Size: i.unpackedSize ?? i.size,
     Config: i.config,
     RootFS: { Type: 'layers', Layers: i.layers.map((l) => l.diffId) },
-    Berth: { reference: i.reference, digest: i.digest, platform: i.platform, layers: i.layers, history: i.history },
+    Berth: {
+      reference: i.reference, digest: i.digest, platform: i.platform, compressedSize: i.size, unpackedSize: i.unpackedSize,
+      layers: i.layers, history: i.history,
+    },
   };
 }
 

@@ -58,6 +58,11 @@ export interface ImageSummary {
   id: string;
   /** Compressed size of config and layers, bytes. */
   size: number;
+  /**
+   * What its unpacked layers take on disk (the content of their files, as Docker's image size counts it), or null
+   * when a layer is not unpacked (or was unpacked before berth recorded sizes).
+   */
+  unpackedSize: number | null;
   created: string | undefined;
   platform: string;
 }
@@ -268,6 +273,17 @@ export class Image {
     if (others.length === 0) recordEvent(this.#root, 'image', 'delete', this.manifest.config.digest, { name: this.reference });
   }
 
+  #unpackedSize(): number | null {
+    const snapshots = new SnapshotStore(this.#root);
+    let total = 0;
+    for (const chain of chainIds(this.config.rootfs.diff_ids)) {
+      const n = snapshots.size(chain);
+      if (n === undefined) return null;
+      total += n;
+    }
+    return total;
+  }
+
   #summary(): ImageSummary {
     const ref = parseReference(this.reference);
     return {
@@ -276,6 +292,7 @@ export class Image {
       digest: this.digest,
       id: this.manifest.config.digest,
       size: this.manifest.config.size + this.manifest.layers.reduce((n, l) => n + l.size, 0),
+      unpackedSize: this.#unpackedSize(),
       created: this.config.created,
       platform: formatPlatform({ os: this.config.os, architecture: this.config.architecture, ...(this.config.variant ? { variant: this.config.variant } : {}) }),
     };

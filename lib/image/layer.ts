@@ -46,6 +46,8 @@ export interface ApplyLayerResult {
   diffId: string;
   /** Size of the uncompressed tar stream in bytes. */
   size: number;
+  /** Bytes of file content written (regular files; what the layer adds on disk, as Docker counts a layer's size). */
+  contentSize: number;
 }
 
 /** Default cap on a layer's decompressed size. */
@@ -118,7 +120,7 @@ export async function applyLayer(
   } finally {
     closeSync(rootFd);
   }
-  return { diffId: `sha256:${digest.inflater ? digest.inflater.digest() : hash.digest('hex')}`, size };
+  return { diffId: `sha256:${digest.inflater ? digest.inflater.digest() : hash.digest('hex')}`, size, contentSize: parser.contentSize };
 }
 
 /** Set by a decompressor that digests the uncompressed stream itself (read once the stream has ended). */
@@ -433,6 +435,8 @@ class TarParser {
   private overrides: Overrides = { xattrs: [] };
   /** Flat mode: names this layer wrote in each directory, which an opaque marker must not delete. */
   private readonly written = new Map<string, Set<string>>();
+  /** Bytes of regular files' content written so far. */
+  contentSize = 0;
 
   constructor(
     private readonly writer: BatchWriter,
@@ -598,6 +602,7 @@ class TarParser {
     // Only regular files carry data we write; whatever size another header claims is read and skipped.
     const fileMeta = meta?.k === LayerOpKind.file ? meta : undefined;
     const op = meta ? this.writer.add(fileMeta ? { ...meta, f: size === 0 } : meta, entryName) : undefined;
+    if (fileMeta) this.contentSize += size;
     if (size === 0) {
       this.state = { kind: 'header' };
       return;

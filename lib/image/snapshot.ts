@@ -5,13 +5,18 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync,
+} from 'node:fs';
 import { native } from '../native.js';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { BerthError } from '../errors.js';
 import { applyLayer } from './layer.js';
 import type { ImageConfig, ImageManifest } from './manifest.js';
 import type { ImageStore } from './store.js';
+
+/** Where each snapshot's size is recorded (a file per snapshot, named as its directory). */
+const SIZES = '.sizes';
 
 /** A layer whose content does not match the diff ID its image config declares. */
 export class DiffIdMismatchError extends BerthError {
@@ -40,6 +45,23 @@ export class SnapshotStore {
     // directory world-writable; no host user may reach them (the overlay is mounted with root's credentials).
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     chmodSync(this.dir, 0o700);
+  }
+
+  /**
+   * What a snapshot's files take (the content bytes of its layer's regular files, as Docker sizes a layer), or
+   * undefined for a snapshot unpacked before berth recorded sizes.
+   */
+  size(chainId: string): number | undefined {
+    try {
+      const n = Number(readFileSync(this.#sizePath(chainId), 'utf8').trim());
+      return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  #sizePath(chainId: string): string {
+    return join(this.dir, SIZES, basename(this.path(chainId)));
   }
 
   /** The directory of a snapshot (it may not exist yet). */
@@ -98,6 +120,9 @@ export class SnapshotStore {
     try {
       const result = await applyLayer(source, tmp, options);
       if (result.diffId !== diffId) throw new DiffIdMismatchError(layerDigest, diffId, result.diffId);
+      // Its size, recorded first: a snapshot in place always has its size.
+      mkdirSync(join(this.dir, SIZES), { recursive: true, mode: 0o700 });
+      writeFileSync(this.#sizePath(chainId), `${result.contentSize}\n`);
       try {
         renameSync(tmp, final);
       } catch (e) {
@@ -169,6 +194,11 @@ export class SnapshotStore {
       }
       rmSync(trash, { recursive: true, force: true });
       removed++;
+    }
+    // Sizes of snapshots that are gone go too.
+    const sizes = join(this.dir, SIZES);
+    for (const name of existsSync(sizes) ? readdirSync(sizes) : []) {
+      if (/^[a-f0-9]{64}$/.test(name) && !keep.has(`sha256:${name}`)) rmSync(join(sizes, name), { force: true });
     }
     return removed;
   }
