@@ -1,31 +1,18 @@
 // Interactive use of the berth command through a real terminal: `run -it` (typing, the screen, ^C, resize),
 // `exec -it`, stdin without a terminal (`-i`), `attach`, detach keys, `start -ai`, and the library's tty option.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Container } from '../lib/index.js';
 import { cli, startCli } from './helpers/cli.js';
 import { startPty } from './helpers/pty.js';
-import { pushBusybox, startRegistry, type Registry } from './helpers/registry.js';
-import { tempRoot } from './helpers/env.js';
+import { cliWorld } from './helpers/cli-world.js';
 
-const { root, rootfs, cleanup } = tempRoot('cli-tty');
-const home = mkdtempSync(join(tmpdir(), 'berth-test-cli-tty-home-'));
-let registry: Registry;
+const world = cliWorld('cli-tty');
+const { root, rootfs } = world;
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  registry = await startRegistry();
-  await pushBusybox(registry, 'library/busybox');
-  env = { BERTH_ROOT: root, BERTH_REGISTRY_MIRRORS: registry.url, HOME: home };
+  env = world.env;
   expect((await cli(['pull', 'busybox'], env)).code).toBe(0);
-});
-
-afterAll(async () => {
-  await cleanup();
-  await registry?.stop();
-  rmSync(home, { recursive: true, force: true });
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

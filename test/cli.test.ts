@@ -5,28 +5,21 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Container } from '../lib/index.js';
 import { cli, CLI, startCli } from './helpers/cli.js';
-import { pushBusybox, startRegistry, type Registry } from './helpers/registry.js';
+import type { Registry } from './helpers/registry.js';
+import { cliWorld } from './helpers/cli-world.js';
 import { clearRoot, tempRoot } from './helpers/env.js';
 
-const { root, cleanup } = tempRoot('cli');
-const home = mkdtempSync(join(tmpdir(), 'berth-test-cli-home-'));
+const world = cliWorld('cli');
+const { root, home } = world;
 let registry: Registry;
 let env: Record<string, string>;
 
-beforeAll(async () => {
-  registry = await startRegistry();
-  await pushBusybox(registry, 'library/busybox');
-  // HOME elsewhere: the user's own ~/.config/berth/config.json must not leak into the test.
-  env = { BERTH_ROOT: root, BERTH_REGISTRY_MIRRORS: registry.url, HOME: home };
-});
-
-afterAll(async () => {
-  await cleanup();
-  await registry?.stop();
-  rmSync(home, { recursive: true, force: true });
+beforeAll(() => {
+  registry = world.registry;
+  env = world.env;
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

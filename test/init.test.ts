@@ -5,30 +5,21 @@ import { createHash } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { Container } from '../lib/index.js';
 import { collect } from '../lib/container/stdio.js';
 import { initBinaryPath, IN_CONTAINER_INIT_PATH } from '../lib/container/init-process.js';
 import { inspectContainer } from '../lib/cli/views.js';
 import { cli, startCli } from './helpers/cli.js';
-import { BUSYBOX, tempRoot } from './helpers/env.js';
-import { pushBusybox, startRegistry, type Registry } from './helpers/registry.js';
+import { BUSYBOX } from './helpers/env.js';
+import { cliWorld } from './helpers/cli-world.js';
 
-const { root, rootfs, cleanup } = tempRoot('init');
-const home = mkdtempSync(join(tmpdir(), 'berth-test-init-home-'));
-let registry: Registry;
+const world = cliWorld('init');
+const { root, rootfs } = world;
 let env: Record<string, string>;
 
-beforeAll(async () => {
-  registry = await startRegistry();
-  await pushBusybox(registry, 'library/busybox');
-  env = { BERTH_ROOT: root, BERTH_REGISTRY_MIRRORS: registry.url, HOME: home };
-});
-
-afterAll(async () => {
-  await cleanup();
-  await registry?.stop();
-  rmSync(home, { recursive: true, force: true });
+beforeAll(() => {
+  env = world.env;
 });
 
 const base = { root, rootfs };
@@ -185,7 +176,7 @@ describe('the init option', () => {
   });
 
   it('works in an image without /sbin, with a read-only rootfs', async () => {
-    const image = `${registry.host}/library/busybox`;
+    const image = `${world.registry.host}/library/busybox`;
     const r = await Container.run({
       root, image, init: true, readonlyRootfs: true,
       cmd: ['sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; ls /sbin; touch /x 2>/dev/null || echo ro'],
@@ -266,7 +257,7 @@ describe('berth run/create --init', () => {
   });
 
   it('takes "init" from the config file, and --init=false overrides it', async () => {
-    const config = join(home, 'init-config.json');
+    const config = join(world.home, 'init-config.json');
     writeFileSync(config, JSON.stringify({ init: true }));
     const withConfig = { ...env, BERTH_CONFIG: config };
     expect((await cli(['run', '--rm', 'busybox', 'sh', '-c', 'echo $$'], withConfig)).stdout).toBe('2\n');
