@@ -38,7 +38,8 @@ async function run(c: Container, cmd: string[], extra: Record<string, unknown> =
 async function sleeper(extra: Record<string, unknown> = {}): Promise<Container> {
   const c = await Container.create({
     root, rootfs, hostname: 'exec-box', env: { FROM_CONTAINER: 'yes', SHARED: 'container' }, workdir: '/tmp',
-    cmd: ['sh', '-c', 'echo listening > /tmp/ready; nc -l -p 7777 -e echo pong-from-container 2>/dev/null || sleep 1000'],
+    // The init stays after nc served its one connection: its exit would kill every exec'd process with it.
+    cmd: ['sh', '-c', 'echo listening > /tmp/ready; nc -l -p 7777 -e echo pong-from-container 2>/dev/null; sleep 1000'],
     stdout: 'ignore', stderr: 'ignore',
     ...extra,
   });
@@ -68,7 +69,7 @@ describe('Container.exec', () => {
     // The container's loopback: its listener answers, the host's port 7777 is not involved.
     // (The marker file is written just before nc listens: retry a refused connection for a while.)
     const net = await run(c, ['sh', '-c', 'for i in $(seq 100); do r=$(echo hi | nc 127.0.0.1 7777 2>/dev/null); [ -n "$r" ] && { echo "$r"; break; }; sleep 0.05; done']);
-    expect(net.stdout.trim()).toBe('pong-from-container');
+    expect(net.stdout.trim(), JSON.stringify(net)).toBe('pong-from-container');
   });
 
   it('runs with the container\'s capabilities and seccomp filter, in its cgroup', async () => {
@@ -213,9 +214,15 @@ describe('Container.exec', () => {
     const notTerminal = await cli(['exec', '-it', 'exec-target', 'true'], env);
     expect(notTerminal.stderr).toBe('the input device is not a TTY\n');
     expect(notTerminal.code).toBe(1);
-    const detached = await cli(['exec', '-d', 'exec-target', 'true'], env);
-    expect(detached.stderr).toMatch(/not supported by berth yet/);
-    expect(detached.code).not.toBe(0);
+    // -d: started and left running after berth exec returned (it outlives the command, not the container).
+    const detached = await cli(['exec', '-d', 'exec-target', 'sh', '-c', 'sleep 2; echo later > /tmp/detached'], env);
+    expect(detached).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    // Not written yet when berth exec returned: the file appears later, from a process that outlived the command.
+    expect((await cli(['exec', 'exec-target', 'cat', '/tmp/detached'], env)).stderr).toMatch(/No such file/);
+    for (let i = 0; i < 50 && (await cli(['exec', 'exec-target', 'cat', '/tmp/detached'], env)).stdout !== 'later\n'; i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await cli(['exec', 'exec-target', 'cat', '/tmp/detached'], env)).stdout).toBe('later\n');
+    expect((await cli(['exec', '-d', 'exec-target', 'no-such-program'], env)).code).toBe(127);
+    await expect(c.exec({ cmd: ['true'], detached: true })).rejects.toThrow(/a detached exec has no terminal and no 'pipe' stdio/);
   });
 
   it('runs as the mapped uid on the host in a user-namespaced container', async () => {

@@ -1,7 +1,7 @@
 /**
  * `berth exec`: runs a command in a running container, with this process's stdin (`-i`) and a terminal (`-t`)
- * when asked. The exec'd process is this command's child: it cannot outlive it, so `-d` and the detach keys are
- * not offered. The exit status is the command's, 126 / 127 when it cannot be executed / is not found, 125 when
+ * when asked; with `-d` it is started and left running in the background (output discarded). Attached, the exec'd
+ * process is this command's child and dies with it, so there are no detach keys. The exit status is the command's, 126 / 127 when it cannot be executed / is not found, 125 when
  * berth fails.
  * @module
  */
@@ -15,7 +15,7 @@ const EXEC_FLAGS: FlagSpec[] = [
   { long: 'env', short: 'e', type: 'list', help: 'Set environment variables', valueName: 'list' },
   { long: 'user', short: 'u', type: 'string', help: 'Username or UID (format: "<name|uid>[:<group|gid>]")' },
   { long: 'workdir', short: 'w', type: 'string', help: 'Working directory inside the container' },
-  { long: 'detach', short: 'd', type: 'bool', help: 'Detached mode: run command in the background (not supported yet)' },
+  { long: 'detach', short: 'd', type: 'bool', help: 'Detached mode: run command in the background' },
   { long: 'interactive', short: 'i', type: 'bool', help: 'Keep STDIN open even if not attached' },
   { long: 'tty', short: 't', type: 'bool', help: 'Allocate a pseudo-TTY' },
 ];
@@ -38,8 +38,8 @@ export const execCommand: Command = {
   args: { min: 2 },
   async run(ctx, f, args) {
     const command = 'berth exec';
-    if (f.bool('detach')) throw new UsageError(command, 'detached exec (-d, --detach) is not supported by berth yet');
-    const tty = f.bool('tty');
+    const detach = f.bool('detach');
+    const tty = f.bool('tty') && !detach;
     const interactive = f.bool('interactive');
     if (tty && interactive && !ctx.stdin.isTTY) {
       ctx.stderr.write('the input device is not a TTY\n');
@@ -50,6 +50,14 @@ export const execCommand: Command = {
     const workdir = f.string('workdir');
     try {
       const c = await Container.get(name!, { root: ctx.config().root });
+      if (detach) {
+        // docker exec -d: started, then left running (its output goes nowhere); this command returns at once.
+        await c.exec({
+          cmd, env: envEntries(f.list('env'), ctx.env), detached: true, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore',
+          ...(user !== undefined ? { user } : {}), ...(workdir !== undefined ? { workdir } : {}),
+        });
+        return 0;
+      }
       const out = ctx.stdout as { isTTY?: boolean; rows?: number; columns?: number };
       const p = await c.exec({
         ...(interactive ? { stdin: 'pipe' as const } : {}),

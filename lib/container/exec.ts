@@ -11,7 +11,7 @@ import { constants as osConstants } from 'node:os';
 import { join, posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { z } from 'zod';
-import { AbortError, ContainerStartError, ContainerStateError } from '../errors.js';
+import { AbortError, ContainerStartError, ContainerStateError, InvalidOptionsError } from '../errors.js';
 import { native, type NativePlan, type StatusMessage } from '../native.js';
 import { CgroupV1Driver, CgroupV2Driver } from './cgroup/index.js';
 import { CGROUP_PARENT, type Engine } from './engine.js';
@@ -51,6 +51,11 @@ export interface ExecOptions {
   tty?: boolean;
   /** The terminal's size when the process starts (default 24 × 80). */
   consoleSize?: TerminalSize;
+  /**
+   * Keeps running after this process exits (`docker exec -d`); by default an exec'd process dies with the process
+   * that started it. It still dies with the container. Its stdio must not be `'pipe'` (no one would read it).
+   */
+  detached?: boolean;
   /** Kills the process (SIGKILL) when aborted. */
   signal?: AbortSignal;
 }
@@ -95,6 +100,7 @@ const execSchema = z
     stderr: stdioSchema.optional(),
     tty: z.boolean().optional(),
     consoleSize: terminalSizeSchema.optional(),
+    detached: z.boolean().optional(),
     signal: z.instanceof(AbortSignal).optional(),
   })
   .strict();
@@ -206,6 +212,9 @@ export async function execInContainer(engine: Engine, state: ContainerState, opt
     ? resolveUser(`${procRoot}/root`, o.user)
     : { uid: spec.process.user.uid, gid: spec.process.user.gid, additionalGids: spec.process.user.additionalGids ?? [] };
   if (o.tty) checkTerminalStdio(o);
+  if (o.detached && (o.tty || [o.stdin, o.stdout ?? 'pipe', o.stderr ?? 'pipe'].includes('pipe'))) {
+    throw new InvalidOptionsError('exec options', [{ path: 'detached', message: "a detached exec has no terminal and no 'pipe' stdio: give 'ignore', 'inherit' or an fd" }]);
+  }
   let env = mergeEnv(spec.process.env ?? [], o.env);
   if (o.tty && !env.some((e) => e.startsWith('TERM='))) env = [...env, 'TERM=xterm'];
   const process: OciSpec['process'] = {
@@ -240,8 +249,9 @@ export async function execInContainer(engine: Engine, state: ContainerState, opt
       cgroupProcsFds: cgroup.procsFds,
       namespaceFds: nsFds,
       stdioFds: stdio.childFds,
-      // The exec'd process dies with the process that started it, as a container does with its owner.
-      parentDeathSignal: 9,
+      // The exec'd process dies with the process that started it, as a container does with its owner, unless
+      // detached: then it is reparented to the host's init (or subreaper), which reaps it.
+      parentDeathSignal: o.detached ? 0 : 9,
       waitForStart: false,
       seccompCacheDir: join(engine.root.path, 'seccomp-cache'),
       ...(consoleSocket ? { consoleSocketFd: consoleSocket.child } : {}),
