@@ -1,5 +1,6 @@
 // Interactive use of the berth command through a real terminal: `run -it` (typing, the screen, ^C, resize),
 // `exec -it`, stdin without a terminal (`-i`), `attach`, detach keys, `start -ai`, and the library's tty option.
+import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Container } from '../lib/index.js';
 import { cli, startCli } from './helpers/cli.js';
@@ -196,6 +197,18 @@ describe('the library: tty option', () => {
     for (let i = 0; i < 40 && !/\r\n.*\r\n.*\r\n/.test(out); i++) await sleep(50);
     // The exec's own terminal (pts/1: the init has pts/0), owned by the exec's user inside the namespace.
     expect(out).toBe('/dev/pts/1\r\n1000\r\n1000\r\n');
+  });
+
+  it('drives the interactive shell example (examples/shell.ts) on a terminal', async () => {
+    const example = fileURLToPath(new URL('../dist/examples/shell.js', import.meta.url));
+    const s = startPty([rootfs], {}, { rows: 25, columns: 90 }, example);
+    await s.waitFor(PROMPT);
+    s.type('hostname; stty size; exit 3\r');
+    // (Node's raw mode keeps the terminal's output processing: CR LF from the container shows as CR CR LF.)
+    await s.waitFor(/shell\r?\r\n25 90\r?\r\n/);
+    const r = await s.done;
+    expect(r.screen).toContain('[shell exited with 3]');
+    expect(r.code).toBe(3);
   });
 
   it('refuses stdio choices a terminal cannot honour', async () => {

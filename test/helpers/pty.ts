@@ -25,13 +25,13 @@ export interface PtySession {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; screen: string }>;
 }
 
-/** Starts `berth args...` on a new terminal of `rows` × `columns`. */
-export function startPty(args: readonly string[], env: Record<string, string>, size = { rows: 24, columns: 80 }): PtySession {
+/** Starts `berth args...` (or another Node `script`) on a new terminal of `rows` × `columns`. */
+export function startPty(args: readonly string[], env: Record<string, string>, size = { rows: 24, columns: 80 }, script = CLI): PtySession {
   const [master, slave] = native.openPty();
   native.setWinsize(master, size.rows, size.columns);
   let child: ChildProcess;
   try {
-    child = spawn('setsid', ['-c', process.execPath, CLI, ...args], {
+    child = spawn('setsid', ['-c', process.execPath, script, ...args], {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TERM: 'xterm', ...env },
       stdio: [slave, slave, slave],
     });
