@@ -58,6 +58,11 @@ export { events, type BerthEvent, type EventFilters, type EventsOptions, type Ev
 export { parseTimeInput, type TimeInput } from './journal/time.js';
 export { DEFAULT_LOG_CONFIG, type LogConfig, type LogEntry, type LogsOptions } from './container/logs/json-file.js';
 export type { CgroupStats, LinuxResources } from './container/cgroup/driver.js';
+export type { DeviceRule } from './container/cgroup/devices.js';
+export type { TerminalSize } from './container/terminal.js';
+export type { Platform } from './image/platform.js';
+export type { GcResult } from './image/store.js';
+export type { Credentials } from './image/auth.js';
 export {
   DOCKER_DEFAULT_CAPABILITIES,
   CAPABILITY_NAMES,
