@@ -1,6 +1,7 @@
 // The berth command, driven as a user drives it: separate processes, a docker.io mirror pointing at a real local
 // registry (the mechanism a user behind a mirror uses), exit statuses, output formats, config file and environment.
 import { execFile } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -375,6 +376,44 @@ describe('networks', () => {
   });
 });
 
+describe('port and wait', () => {
+  it('lists published ports, and waits for containers to stop printing their exit codes', async () => {
+    const started = await cli(['run', '-d', '--name', 'ported', '-p', '127.0.0.1:0:80', '-p', '127.0.0.1:0:53/udp', 'busybox', 'sh', '-c', 'sleep 1; exit 7'], env);
+    expect(started.code).toBe(0);
+    try {
+      const all = await cli(['port', 'ported'], env);
+      expect(all.stdout).toMatch(/^53\/udp -> 127\.0\.0\.1:\d+\n80\/tcp -> 127\.0\.0\.1:\d+\n$/);
+      const tcp = /80\/tcp -> (127\.0\.0\.1:\d+)/.exec(all.stdout)![1];
+      expect((await cli(['port', 'ported', '80'], env)).stdout).toBe(`${tcp}\n`);
+      expect(await cli(['port', 'ported', '81/tcp'], env)).toMatchObject({ code: 1, stderr: "Error: No public port '81/tcp' published for ported\n" });
+      expect((await cli(['port', 'ported', 'x'], env)).code).toBe(125);
+      // The shim serves the published port for as long as the container runs.
+      const served = await cli(['run', '-d', '--name', 'served', '-p', '127.0.0.1:0:80', 'busybox', 'sh', '-c', 'while true; do echo pong | nc -l -p 80; done'], env);
+      expect(served.code).toBe(0);
+      const port = Number((await cli(['port', 'served', '80/tcp'], env)).stdout.trim().split(':')[1]);
+      let answer = '';
+      for (let i = 0; i < 50 && answer !== 'pong\n'; i++) {
+        answer = await new Promise<string>((resolve) => {
+          const sock = connect(port, '127.0.0.1');
+          let got = '';
+          sock.on('data', (d) => (got += d));
+          sock.on('close', () => resolve(got));
+          sock.on('error', () => resolve(''));
+        });
+        if (answer !== 'pong\n') await sleep(100);
+      }
+      expect(answer).toBe('pong\n');
+      await cli(['rm', '-f', 'served'], env);
+      // wait: blocks until it exits by itself, then prints its status; again at once for a stopped one.
+      expect(await cli(['wait', 'ported', 'ported'], env)).toMatchObject({ code: 0, stdout: '7\n7\n' });
+      expect(await cli(['wait', 'nonesuch'], env)).toMatchObject({ code: 1, stderr: expect.stringContaining('nonesuch') });
+      expect((await cli(['port', 'ported'], env)).stdout).toBe('');
+    } finally {
+      await cli(['rm', '-f', 'ported'], env);
+    }
+  });
+});
+
 describe('system prune, info, version', () => {
   it('prune removes stopped containers and unused networks after confirmation', async () => {
     await cli(['create', '--name', 'leftover', 'busybox', 'true'], env);
@@ -443,7 +482,7 @@ describe('config file and environment', () => {
 
 describe('usage', () => {
   const commands = [
-    [], ['run'], ['create'], ['start'], ['stop'], ['kill'], ['restart'], ['rm'], ['ps'], ['logs'], ['attach'], ['exec'], ['top'], ['pause'], ['unpause'],
+    [], ['run'], ['create'], ['start'], ['stop'], ['kill'], ['restart'], ['rm'], ['ps'], ['logs'], ['attach'], ['exec'], ['wait'], ['port'], ['top'], ['pause'], ['unpause'],
     ['rename'], ['inspect'], ['pull'], ['images'], ['rmi'], ['tag'], ['events'], ['version'], ['info'],
     ['container'], ['container', 'ls'], ['container', 'rm'], ['image'], ['image', 'ls'], ['image', 'pull'], ['image', 'rm'], ['image', 'tag'], ['image', 'inspect'],
     ['network'], ['network', 'ls'], ['network', 'create'], ['network', 'rm'], ['network', 'inspect'], ['network', 'connect'], ['network', 'disconnect'],

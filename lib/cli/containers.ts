@@ -10,6 +10,7 @@ import { launchShim, shimAttach, shimResize } from '../container/shim/shim.js';
 import { DEFAULT_DETACH_KEYS, openSession, parseDetachKeys } from './terminal-session.js';
 import { psTable } from '../container/top.js';
 import { execCommand } from './exec.js';
+import { portCommand, waitCommand } from './container-queries.js';
 import { Flags, UsageError, type FlagSpec } from './args.js';
 import type { Command, Context } from './command.js';
 import { eachArg, ensureImage, printError } from './common.js';
@@ -482,7 +483,7 @@ const attach: Command = {
 
 /** The container commands, in the order `berth --help` lists them. */
 export const containerCommands: Command[] = [
-  run, create, start, stop, kill, restart, rm, ps, logs, attach, top, pause, unpause, rename, execCommand,
+  run, create, start, stop, kill, restart, rm, ps, logs, attach, top, pause, unpause, rename, execCommand, waitCommand, portCommand,
 ];
 
 /** `container` management group (docker container ls, docker container rm, ...). */

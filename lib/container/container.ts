@@ -1224,6 +1224,12 @@ function isPaused(engine: Engine, s: ContainerState): boolean {
   }
 }
 
+/** A record's ports, unless the process that served them (the owner) is gone. */
+function withoutDeadPorts(network: ContainerNetworkRecord | null, s: ContainerState): ContainerNetworkRecord | null {
+  if (!network?.ports?.length || isAlive(s.owner)) return network;
+  return { ...network, ports: [] };
+}
+
 function infoFromState(root: string, s: ContainerState, paused: boolean): ContainerInfo {
   const spec = s.spec as OciSpec;
   return {
@@ -1249,7 +1255,8 @@ function infoFromState(root: string, s: ContainerState, paused: boolean): Contai
     volumes: s.image?.volumes ?? [],
     cgroup: s.cgroup,
     userns: s.userns ? { uidMap: s.userns.uidMap, gidMap: s.userns.gidMap, auto: s.userns.auto } : null,
-    network: networkInfo(root, s.id, s.network),
+    // Published ports are served by the owner: gone with it.
+    network: withoutDeadPorts(networkInfo(root, s.id, s.network), s),
     log: s.log ?? { driver: 'none', maxSize: 0, maxFile: 1 },
     init: s.init ?? false,
     spec,

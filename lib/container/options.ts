@@ -474,7 +474,12 @@ export interface ContainerOptions {
    * own aliases: `eth1`, `eth2`, ... as with `network.connect()`. Needs `network` to be a bridge network.
    */
   networks?: NetworkAttachment[];
-  /** Ports to publish on the host (Docker's `-p`); bridge networks only. */
+  /**
+   * Ports to publish on the host (Docker's `-p`); bridge networks only. They are served by a userland proxy in the
+   * creating process: with `detached`, they close when that process exits while the container runs on (and
+   * `inspect()` stops listing them). Containers made by the `berth` command are owned by their shim, which lives as
+   * long as they do, so their ports do too.
+   */
   ports?: PortOption[];
   /** Nameservers for the container's resolv.conf instead of the host's (Docker's `--dns`). */
   dns?: string[];

@@ -70,9 +70,6 @@ export function networkNamespace(o: NetworkOptionsIn, lookup: ContainerLookup): 
   if (twice !== undefined) throw issue('networks', `network "${twice}" is given twice`);
   const defaultAliases = (o.networks ?? []).find((n) => n.name === DEFAULT_NETWORK && n.aliases?.length);
   if (defaultAliases) throw issue('networks', 'aliases only apply on user-defined networks (as Docker)');
-  if (o.ports?.length && o.detached) {
-    throw issue('ports', 'published ports are served by the owning process and close with it: not available for detached containers yet');
-  }
   if (o.networkAliases?.length && mode === DEFAULT_NETWORK) throw issue('networkAliases', 'aliases only apply on user-defined networks (as Docker)');
   if (mode === 'none') return { namespace: 'none' };
   if (mode === 'host') return { namespace: 'host' };
