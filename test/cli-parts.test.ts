@@ -6,6 +6,7 @@ import { parseMount, parsePublish, parseTmpfs, parseVolume } from '../lib/cli/co
 import { alignTable, formatRows, parseTemplate } from '../lib/cli/format.js';
 import { commandText, humanDuration, humanSize, statusText } from '../lib/cli/human.js';
 import { progressBar, PullProgress } from '../lib/cli/progress.js';
+import { DetachKeyFilter, parseDetachKeys } from '../lib/cli/terminal-session.js';
 
 const flags: FlagSpec[] = [
   { long: 'detach', short: 'd', type: 'bool', help: '' },
@@ -133,5 +134,34 @@ describe('docker\'s text', () => {
     // Off a terminal no bars; "Pull complete" waits for the download even when unpacking finished first.
     expect(out.join('')).toBe(['Pulling fs layer', 'Verifying Checksum', 'Download complete', 'Pull complete'].map((s) => `abababababab: ${s}\n`).join(''));
     expect(p.downloaded).toBe(true);
+  });
+});
+
+describe('detach keys', () => {
+  const run = async (keys: string, chunks: string[]) => {
+    let detached = 0;
+    const f = new DetachKeyFilter(parseDetachKeys(keys, 'c'), () => detached++);
+    const out: Buffer[] = [];
+    f.on('data', (d: Buffer) => out.push(d));
+    for (const c of chunks) f.write(Buffer.from(c, 'latin1'));
+    f.end();
+    await new Promise((r) => f.once('end', r));
+    return { out: Buffer.concat(out).toString('latin1'), detached };
+  };
+
+  it('parses docker\'s syntax', () => {
+    expect([...parseDetachKeys('ctrl-p,ctrl-q', 'c')]).toEqual([16, 17]);
+    expect([...parseDetachKeys('ctrl-@,ctrl-[,a', 'c')]).toEqual([0, 27, 97]);
+    expect(parseDetachKeys('', 'c').length).toBe(0);
+    expect(() => parseDetachKeys('ctrl-1', 'c')).toThrow(/invalid detach keys "ctrl-1"/);
+    expect(() => parseDetachKeys('alt-x', 'c')).toThrow(UsageError);
+  });
+
+  it('detaches on the sequence, even split across reads, and passes everything else on unchanged', async () => {
+    expect(await run('ctrl-p,ctrl-q', ['ab\x10', '\x11cd'])).toEqual({ out: 'ab', detached: 1 });
+    // A lone ctrl-p, or ctrl-p followed by something else, is typed as it is (emacs users need it).
+    expect(await run('ctrl-p,ctrl-q', ['a\x10b', '\x10\x10\x11'])).toEqual({ out: 'a\x10b\x10', detached: 1 });
+    expect(await run('ctrl-p,ctrl-q', ['x\x10'])).toEqual({ out: 'x', detached: 0 }); // held at the end of input, not sent
+    expect(await run('', ['\x10\x11'])).toEqual({ out: '\x10\x11', detached: 0 });
   });
 });
