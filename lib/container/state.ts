@@ -235,10 +235,30 @@ export class StateRoot {
    */
   writeOwnedState(state: ContainerState): void {
     this.#withNamesLock(() => {
-      const name = this.readState(state.id)?.name;
+      const name = this.#readName(state.id);
       if (name !== undefined) state.name = name;
       this.writeState(state);
     });
+  }
+
+  /**
+   * The name in a container's record, without parsing all of it (the spec, with its seccomp profile, is most of
+   * the record; the owner asks at every write): records are written with `id` and `name` first.
+   */
+  #readName(id: string): string | undefined {
+    let text: string;
+    try {
+      text = readFileSync(join(this.containerDir(id), 'state.json'), 'utf8');
+    } catch {
+      return undefined;
+    }
+    const head = /^\{"id":"[0-9a-f]{64}","name":("(?:[^"\\]|\\.)*")/.exec(text);
+    if (head) return JSON.parse(head[1]!) as string;
+    try {
+      return (JSON.parse(text) as ContainerState).name;
+    } catch {
+      return undefined;
+    }
   }
 
   /**
