@@ -41,7 +41,10 @@ describe('network.connect / disconnect', () => {
         'i=0; until grep -q "\\bsrv\\b" /etc/hosts; do sleep 0.1; i=$((i+1)); [ $i -gt 150 ] && echo timeout-in && exit 1; done',
         'ip=$(awk \'$2 == "srv" {print $1}\' /etc/hosts)',
         'for i in 1 2 3 4 5 6 7 8 9 10; do r=$(nc -w 2 srv 7000 </dev/null) && [ -n "$r" ] && break; sleep 0.2; done',
-        'echo "by-name:$r"; echo "by-alias:$(nc -w 2 storage 7000 </dev/null)"',
+        'echo "by-name:$r"',
+        // The aliased container is started after the connect: wait for its name and listener too.
+        'for i in $(seq 50); do r=$(nc -w 2 storage 7000 </dev/null 2>/dev/null) && [ -n "$r" ] && break; sleep 0.2; done',
+        'echo "by-alias:$r"',
         'ip -o -4 addr show | awk \'{print "addr:" $2 " " $4}\'; ip route | sed "s/^/route:/"',
         'echo connected-done',
         'i=0; while grep -q "\\bsrv\\b" /etc/hosts; do sleep 0.1; i=$((i+1)); [ $i -gt 150 ] && echo timeout-out && exit 1; done',
