@@ -477,7 +477,7 @@ void setupMounts(const Ctx& c) {
   closeFd(rootFd);
 }
 
-// Opens a pty in the devpts the process sees at /dev/ptmx (the container's own instance), hands the master to the
+// Opens a pty in the devpts the process sees at /dev/pts (the container's own instance), hands the master to the
 // parent and returns the slave. The slave is opened through the master (TIOCGPTPEER), never by path, so nothing
 // in the container can swap another file in; it belongs to the container's user so that it may reopen it.
 int setupConsole(const Ctx& c) {
@@ -489,8 +489,14 @@ int setupConsole(const Ctx& c) {
     CHECK(c, sysc(SYS_setresgid, 0, 0, 0), STEP_CONSOLE, 7);
     CHECK(c, sysc(SYS_setresuid, 0, 0, 0), STEP_CONSOLE, 7);
   }
-  int master = (int)sysc(SYS_openat, AT_FDCWD, "/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC, 0);
+  // The container's devpts's own ptmx, reached without following symlinks: /dev is writable by the container's
+  // root, and an exec joins a running container, whose /dev/ptmx could by then point anywhere (a FIFO to hang
+  // on, a device node). Whatever was opened must be a devpts.
+  int master = (int)sysOpenat2(AT_FDCWD, "/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS);
   CHECK(c, master, STEP_CONSOLE, 0);
+  struct statfs sfs;
+  CHECK(c, sysc(SYS_fstatfs, master, &sfs), STEP_CONSOLE, 0);
+  if (sfs.f_type != DEVPTS_SUPER_MAGIC) die(c, STEP_CONSOLE, EXDEV, 0);
   int unlock = 0;
   CHECK(c, sysc(SYS_ioctl, master, TIOCSPTLCK, &unlock), STEP_CONSOLE, 1);
   int slave = (int)sysc(SYS_ioctl, master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);

@@ -1,5 +1,9 @@
 // Regression tests for the runtime CVE lessons in DESIGN.md that the core runtime owns.
-import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Container, ContainerStartError } from '../lib/index.js';
 import { tempRoot } from './helpers/env.js';
@@ -135,6 +139,53 @@ describe('masking only ever uses a real /dev/null (CVE-2025-31133)', () => {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    }
+  });
+});
+
+describe('terminals (CVE-2025-52565: never follow /dev/console; nothing in the container picks the pty)', () => {
+  it('an exec -t opens the container devpts\'s own ptmx, whatever the container put at /dev/ptmx', async () => {
+    // The container's root replaces /dev/ptmx with a FIFO: following it would hang the exec forever.
+    await using c = await Container.create({ ...base, cmd: ['sh', '-c', 'rm /dev/ptmx && mkfifo /dev/ptmx && echo swapped > /dev/swapped; sleep 30'] });
+    await c.start();
+    const swapped = await c.exec({ cmd: ['sh', '-c', 'until [ -e /dev/swapped ]; do sleep 0.05; done; ls -l /dev/ptmx'] });
+    let listing = '';
+    swapped.stdout!.on('data', (d) => (listing += d));
+    await swapped.wait();
+    expect(listing).toMatch(/^p/); // a FIFO now
+    const p = await c.exec({ cmd: ['tty'], tty: true });
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    expect((await p.wait()).exitCode).toBe(0);
+    for (let i = 0; i < 40 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(out).toBe('/dev/pts/0\r\n');
+  });
+
+  it('refuses a /dev/console that is a symlink instead of binding the terminal through it', async () => {
+    const dev = mkdtempSync(join(tmpdir(), 'berth-test-cve-dev-'));
+    const target = join(dev, 'target');
+    try {
+      writeFileSync(target, 'untouched');
+      mkdirSync(join(dev, 'pts'));
+      symlinkSync('/dev/target', join(dev, 'console'));
+      // A spec whose /dev is a directory of the caller's making (bound where the tmpfs would be), with the devpts
+      // mounted inside it as usual.
+      const template = await Container.create({ ...base, cmd: ['true'] });
+      const spec = structuredClone((await template.inspect()).spec);
+      await template.remove();
+      spec.process.terminal = true;
+      spec.mounts = spec.mounts!.map((m) => (m.destination === '/dev' ? { destination: '/dev', type: 'bind', source: dev, options: ['rbind'] } : m));
+      const err = await Container.createFromSpec(spec, { root }).then(async (c) => {
+        await c.remove({ force: true });
+        return undefined;
+      }, (e: unknown) => e);
+      expect(err).toBeInstanceOf(ContainerStartError);
+      expect((err as ContainerStartError).step).toBe('set up the console (pty)');
+      expect((err as ContainerStartError).errno).toBe('ELOOP');
+      expect(readFileSync(target, 'utf8')).toBe('untouched');
+      expect(readlinkSync(join(dev, 'console'))).toBe('/dev/target');
+    } finally {
+      rmSync(dev, { recursive: true, force: true });
     }
   });
 });
