@@ -1089,24 +1089,29 @@ export class Container implements AsyncDisposable {
     this.#state.restartCount = count + 1;
     this.#state.restarting = true;
     this.#persist();
-    const go = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => {
+    const dir = this.#engine.root.containerDir(this.id);
+    const go = await new Promise<'go' | 'cancelled' | 'stopped'>((resolve) => {
+      const end = (how: 'go' | 'cancelled' | 'stopped') => {
+        clearTimeout(timer);
+        clearInterval(watch);
         this.#pendingRestart = undefined;
-        resolve(true);
-      }, this.#backoffMs);
+        resolve(how);
+      };
+      const timer = setTimeout(() => end('go'), this.#backoffMs);
+      // Another process's stop or removal marks the container: noticed within 50 ms, not only when the delay ends.
+      const watch = setInterval(() => stoppedByUser(dir) && end('stopped'), 50);
       // The delay alone does not keep this process alive (wait() and restarted() do): a process that is done
       // takes its containers with it, and a restart now would only be killed again.
       timer.unref();
-      this.#pendingRestart = {
-        timer,
-        cancel: () => {
-          clearTimeout(timer);
-          this.#pendingRestart = undefined;
-          resolve(false);
-        },
-      };
+      watch.unref();
+      this.#pendingRestart = { timer, cancel: () => end('cancelled') };
     });
-    if (!go) return 'superseded';
+    if (go === 'cancelled') return 'superseded';
+    if (go === 'stopped') {
+      delete this.#state.restarting;
+      this.#persist();
+      return false;
+    }
     const run = this.#respawn('policy');
     this.#respawning = run.then(() => undefined, () => undefined);
     try {
