@@ -932,6 +932,7 @@ export class Container implements AsyncDisposable {
     if (this.#state.status !== 'created' || owned.startFd === undefined) {
       throw new ContainerStateError(`container ${this.name} is ${this.#state.status}: it is started already`);
     }
+    clearStoppedByUser(dir); // a stop asked for while it was created does not outlive this start
     await this.#release(options.signal);
   }
 
