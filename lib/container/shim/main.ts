@@ -48,6 +48,8 @@ interface Client {
   sock: Socket;
   stdout: boolean;
   stderr: boolean;
+  /** The run it is attached to; undefined while the start it asked for is under way (it follows the next run). */
+  run: object | undefined;
 }
 
 const launch = await readRequest();
@@ -119,13 +121,15 @@ function followRun(): void {
 // terminal there is one stream (stdout). Each run has streams of its own.
 function tapOutputs(): void {
   c.stdin?.on('error', () => undefined); // a program that exits with input pending: EPIPE
+  const key = run?.key;
   const outputs = [c.stdout, c.stderr].filter((x) => x !== null);
   for (const [name, stream] of [['stdout', c.stdout], ['stderr', c.stderr]] as const) {
     if (!stream) continue;
     stream.on('data', (chunk: Buffer) => {
       const frame = encodeFrame(FRAME[name], chunk);
-      for (const cl of clients) if (cl[name] && !cl.sock.destroyed) cl.sock.write(frame);
-      const waiting = [...clients].filter((cl) => !cl.sock.destroyed && cl.sock.writableNeedDrain);
+      const readers = [...clients].filter((cl) => cl[name] && !cl.sock.destroyed && (cl.run === key || cl.run === undefined));
+      for (const cl of readers) cl.sock.write(frame);
+      const waiting = readers.filter((cl) => cl.sock.writableNeedDrain);
       if (waiting.length === 0) return;
       for (const o of outputs) o.pause();
       let left = waiting.length;
@@ -247,7 +251,7 @@ async function serve(sock: Socket, req: ShimRequest, rest: Buffer): Promise<void
       sock.end(encodeMessage({ type: 'exit', ...exited }));
       return;
     }
-    const cl: Client = { sock, stdout: req.stdout ?? true, stderr: req.stderr ?? true };
+    const cl: Client = { sock, stdout: req.stdout ?? true, stderr: req.stderr ?? true, run: req.start ? undefined : run?.key };
     clients.add(cl);
     sock.once('close', () => clients.delete(cl));
     if (req.stdin) pumpInput(sock, rest);
@@ -255,6 +259,7 @@ async function serve(sock: Socket, req: ShimRequest, rest: Buffer): Promise<void
     if (req.start) {
       try {
         await start();
+        cl.run = run?.key;
         sock.write(encodeMessage({ type: 'started' }));
       } catch (e) {
         // Nothing runs for it to follow (a failed exec is followed by the run's exit, which ends it too).
@@ -343,7 +348,8 @@ for (;;) {
   await Promise.race([outputEnded, new Promise((r) => setTimeout(r, 1000))]);
   // An attach session ends with the run it attached to (as docker attach does when a container stops).
   const bye = encodeMessage({ type: 'exit', ...exit });
-  const ending = [...clients];
+  // Clients that asked for the next run (a start under way) stay.
+  const ending = [...clients].filter((cl) => cl.run === current.key);
   for (const cl of ending) clients.delete(cl);
   await Promise.all(ending.map((cl) => new Promise<void>((resolve) => {
     if (cl.sock.destroyed) return resolve();
