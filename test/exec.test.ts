@@ -38,7 +38,8 @@ async function run(c: Container, cmd: string[], extra: Record<string, unknown> =
 async function sleeper(extra: Record<string, unknown> = {}): Promise<Container> {
   const c = await Container.create({
     root, rootfs, hostname: 'exec-box', env: { FROM_CONTAINER: 'yes', SHARED: 'container' }, workdir: '/tmp',
-    cmd: ['sh', '-c', 'echo listening > /tmp/ready; nc -l -p 7777 -e echo pong-from-container 2>/dev/null || sleep 1000'],
+    // The container stays up after nc served its one connection: its end would kill the exec reading the answer.
+    cmd: ['sh', '-c', 'echo listening > /tmp/ready; nc -l -p 7777 -e echo pong-from-container 2>/dev/null; sleep 1000'],
     stdout: 'ignore', stderr: 'ignore',
     ...extra,
   });
