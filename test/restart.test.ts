@@ -308,12 +308,13 @@ describe('restart policies', () => {
     });
   }
 
-  it('a removal cancels a pending restart', async () => {
+  it('a forced removal cancels a pending restart (a plain one is refused, as docker rm)', async () => {
     const c = await Container.create({ ...base, restartPolicy: { name: 'always' }, cmd: ['true'] });
     await c.start();
     await c.wait();
     await sleep(20);
     expect((await c.inspect()).restarting).toBe(true); // within the 100 ms delay
+    await expect(c.remove()).rejects.toThrow(/is restarting .*: stop it first or remove with \{ force: true \}/);
     await c.remove({ force: true });
     expect(await c.restarted()).toBe(false);
     await sleep(300);

@@ -1015,26 +1015,25 @@ export class Container implements AsyncDisposable {
     }
     const state = this.#state;
     ownedContainers.set(this.id, this);
-
-    // What the previous run left: its network (also when a dead owner left it), its output, its death record.
-    await this.#networkFreed?.catch(() => undefined);
-    await this.#output?.finish();
-    this.#terminal?.close();
-    await releaseContainerNetwork(root, this.id, prev.network).catch(() => undefined);
-    recordDeath(root, prev, { exitCode: prev.exitCode, oomKilled: prev.oomKilled });
-    forgetDeath(root, this.id);
-    await previousLogWriterDone(dir);
-
-    const same = sameProcess(record.creator, self);
-    const o: RespawnRecord['options'] = {
-      ...record.options,
-      stdin: respawnStdio(record.options.stdin, same),
-      stdout: respawnStdio(record.options.stdout, same),
-      stderr: respawnStdio(record.options.stderr, same),
-    };
     const undo: (() => void | Promise<void>)[] = [];
     let usernsRootfs: UsernsRootfs | undefined;
     try {
+      // What the previous run left: its network (also when a dead owner left it), its output, its death record.
+      await this.#networkFreed?.catch(() => undefined);
+      await this.#output?.finish();
+      this.#terminal?.close();
+      await releaseContainerNetwork(root, this.id, prev.network).catch(() => undefined);
+      recordDeath(root, prev, { exitCode: prev.exitCode, oomKilled: prev.oomKilled });
+      forgetDeath(root, this.id);
+      await previousLogWriterDone(dir);
+
+      const same = sameProcess(record.creator, self);
+      const o: RespawnRecord['options'] = {
+        ...record.options,
+        stdin: respawnStdio(record.options.stdin, same),
+        stdout: respawnStdio(record.options.stdout, same),
+        stderr: respawnStdio(record.options.stderr, same),
+      };
       // The image's snapshots are held (shared lock: gc waits) while the overlay is set up on them.
       const releaseSnapshots = state.image ? await new SnapshotStore(root).lock(false) : () => undefined;
       try {
@@ -1069,6 +1068,10 @@ export class Container implements AsyncDisposable {
       for (const f of undo.reverse()) await Promise.resolve().then(f).catch(() => undefined);
       state.status = 'exited';
       delete state.restarting;
+      // Nothing ran: the last run's exit stays, and a caller that never got a process does not keep the container.
+      if (state.exitCode === undefined) Object.assign(state, { exitCode: prev.exitCode, signal: prev.signal, oomKilled: prev.oomKilled });
+      if (!this.#owned) state.owner = prev.owner;
+      state.error = (e as Error).message;
       this.#persist();
       throw e;
     }
@@ -1355,6 +1358,9 @@ export class Container implements AsyncDisposable {
     let status = this.#currentStatus();
     if (status === 'running' && !options.force) {
       throw new ContainerStateError(`container ${this.name} is running: stop it first or remove with { force: true }`);
+    }
+    if (reconcile(this.#state).restarting && !options.force) {
+      throw new ContainerStateError(`container ${this.name} is restarting (its restart policy): stop it first or remove with { force: true }`);
     }
     markStoppedByUser(this.#engine.root.containerDir(this.id));
     this.#abortPendingRestart();
