@@ -69,6 +69,16 @@ describe('berth start of an exited container', () => {
     expect(await inspect('{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}', 'again')).toBe('exited 3 0');
     expect((await cli(['rm', 'again'], env)).code).toBe(0);
   });
+
+  it('gives the new run a new stdin: start -ai of a container created with -i', async () => {
+    const first = await cli(['run', '-i', '--name', 'reader', 'busybox', 'sh', '-c', 'read line; echo "got $line"'], env, 'one\n');
+    expect(first).toMatchObject({ code: 0, stdout: 'got one\n' });
+    await eventually(() => shimGone('reader'), 'the first shim to exit');
+    expect(await cli(['start', '-ai', 'reader'], env, 'two\n')).toMatchObject({ code: 0, stdout: 'got two\n' });
+    // Again at once: its shim (if it has not exited yet) starts it in place, else a new one takes it over.
+    expect(await cli(['start', '-ai', 'reader'], env, 'three\n')).toMatchObject({ code: 0, stdout: 'got three\n' });
+    expect((await cli(['rm', 'reader'], env)).code).toBe(0);
+  });
 });
 
 describe('berth restart', () => {

@@ -209,6 +209,26 @@ describe('start of an exited container', () => {
   });
 });
 
+describe('network container:<x>', () => {
+  it('joins x\'s namespace as it is at each start (x restarted in between)', async () => {
+    const x = await Container.create({ ...base, network: 'none', stdout: 'ignore', stderr: 'ignore', cmd: ['nc', '-ll', '-p', '80', '-e', 'hostname'], hostname: 'the-x' });
+    const y = await Container.create({ ...base, network: `container:${x.id}`, cmd: ['sh', '-c', 'for i in $(seq 100); do r=$(nc 127.0.0.1 80 </dev/null); [ -n "$r" ] && { echo "$r"; exit 0; }; sleep 0.05; done; exit 1'] });
+    try {
+      await x.start();
+      for (let i = 0; i < 2; i++) {
+        await y.start();
+        const out = gather(y.stdout);
+        expect((await y.wait()).exitCode).toBe(0);
+        await until(() => out() === 'the-x\n', 'the answer from x');
+        await x.restart({ timeout: 0 }); // a new process: a new network namespace
+      }
+    } finally {
+      await y.remove({ force: true });
+      await x.remove({ force: true });
+    }
+  });
+});
+
 describe('restart()', () => {
   it('stops a running container and starts it again, records restart; starts a created or exited one', async () => {
     const since = new Date();

@@ -254,18 +254,23 @@ async function serve(sock: Socket, req: ShimRequest, rest: Buffer): Promise<void
     const cl: Client = { sock, stdout: req.stdout ?? true, stderr: req.stderr ?? true, run: req.start ? undefined : run?.key };
     clients.add(cl);
     sock.once('close', () => clients.delete(cl));
-    if (req.stdin) pumpInput(sock, rest);
-    else sock.resume();
-    if (req.start) {
-      try {
-        await start();
-        cl.run = run?.key;
-        sock.write(encodeMessage({ type: 'started' }));
-      } catch (e) {
-        // Nothing runs for it to follow (a failed exec is followed by the run's exit, which ends it too).
-        sock.end(encodeMessage({ type: 'error', error: toWire(e) }));
-      }
+    // A client that starts the container types into the run it starts: its input waits (in the socket) until then.
+    if (!req.start) {
+      if (req.stdin) pumpInput(sock, rest);
+      else sock.resume();
+      return;
     }
+    if (!req.stdin) sock.resume();
+    try {
+      await start();
+      cl.run = run?.key;
+      sock.write(encodeMessage({ type: 'started' }));
+    } catch (e) {
+      // Nothing runs for it to follow (a failed exec is followed by the run's exit, which ends it too).
+      sock.end(encodeMessage({ type: 'error', error: toWire(e) }));
+      return;
+    }
+    if (req.stdin) pumpInput(sock, rest);
     return;
   }
   sock.destroy();
