@@ -1133,6 +1133,20 @@ export class Container implements AsyncDisposable {
     }
   }
 
+  /**
+   * The status once a start under way (here, or by the owner in another process) is over: a stop or removal that
+   * marked the container waits for it (a pending restart sees the mark and gives up; one already starting
+   * finishes, and is then stopped like any running container). Waits 10 s at most.
+   */
+  async #statusAfterStart(): Promise<ContainerState['status']> {
+    await this.#respawning;
+    for (let i = 0; i < 500 && !this.#owned && reconcile(this.#state).restarting; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      this.#currentStatus();
+    }
+    return this.#currentStatus();
+  }
+
   /** Cancels a pending policy restart (a stop, kill or removal): no restart follows the last exit. */
   #abortPendingRestart(): void {
     if (!this.#pendingRestart) return;
@@ -1317,9 +1331,9 @@ export class Container implements AsyncDisposable {
    * restart policy does not start it again (a pending restart is cancelled), until it is started by hand.
    */
   async stop(options: { timeout?: number; signal?: NodeJS.Signals | number } = {}): Promise<ExitInfo> {
-    const status = this.#currentStatus();
     markStoppedByUser(this.#engine.root.containerDir(this.id));
     this.#abortPendingRestart();
+    const status = await this.#statusAfterStart();
     if (status !== 'running') {
       if (status === 'created') await this.#signal(9);
       return this.wait();
@@ -1364,15 +1378,7 @@ export class Container implements AsyncDisposable {
     }
     markStoppedByUser(this.#engine.root.containerDir(this.id));
     this.#abortPendingRestart();
-    if (this.#respawning || (!this.#owned && this.#state.restarting)) {
-      // A start under way (here, or by its owner) finishes first: then it is killed like any running container.
-      await this.#respawning;
-      for (let i = 0; i < 500 && !this.#owned && this.#state.restarting && isAlive(this.#state.owner); i++) {
-        await new Promise((r) => setTimeout(r, 20));
-        this.#currentStatus();
-      }
-      status = this.#currentStatus();
-    }
+    status = await this.#statusAfterStart();
     if (status !== 'exited') {
       await this.#signal(9).then(
         () => status === 'running' && containerEvent(this.#engine.root.path, this.#state, 'kill', { signal: '9' }),
