@@ -87,7 +87,7 @@ describe('berth restart', () => {
     expect((await cli(['run', '-d', '--name', 'rs', 'busybox', 'sh', '-c', 'trap "exit 0" TERM; echo up; while :; do sleep 0.1; done'], env)).code).toBe(0);
     await eventually(async () => (await logLines('rs')).length === 1, 'the first run');
     const pid = await inspect('{{.State.Pid}}', 'rs');
-    expect(await cli(['restart', '-t', '5', 'rs'], env)).toMatchObject({ code: 0, stdout: 'rs\n' });
+    expect(await cli(['restart', '-t', '5', 'rs'], env)).toMatchObject({ code: 0, stdout: 'rs\n', stderr: '' });
     expect(await inspect('{{.State.Status}}', 'rs')).toBe('running');
     expect(await inspect('{{.State.Pid}}', 'rs')).not.toBe(pid);
     await eventually(async () => (await logLines('rs')).length === 2, 'the second run in the log');
@@ -116,7 +116,7 @@ describe('--restart', () => {
     await eventually(async () => /^alw Restarting \(0\) /.test((await cli(['ps', '--format', '{{.Names}} {{.Status}}'], env)).stdout), 'ps to show it restarting');
     expect(await inspect('{{.State.Status}} {{.State.Restarting}} {{.State.Running}}', 'alw')).toMatch(/^(restarting true true|running false true)$/);
     expect(Number(await inspect('{{.RestartCount}}', 'alw'))).toBeGreaterThanOrEqual(1);
-    expect((await cli(['stop', 'alw'], env)).code).toBe(0);
+    expect(await cli(['stop', 'alw'], env)).toMatchObject({ code: 0, stdout: 'alw\n', stderr: '' });
     await eventually(() => shimGone('alw'), 'the shim to exit');
     const count = await inspect('{{.RestartCount}}', 'alw');
     const runs = (await logLines('alw')).length;

@@ -1266,7 +1266,7 @@ export class Container implements AsyncDisposable {
     // The owner (a live process: the creator, or the shim of a container the berth command made) reaps the init
     // and records how it ended; give it a moment, so that other processes learn the real exit status too.
     let after = this.#engine.root.readState(this.id) ?? state;
-    for (let i = 0; i < 100 && after.status !== 'exited' && isAlive(after.owner); i++) {
+    for (let i = 0; i < 500 && after.status !== 'exited' && isAlive(after.owner); i++) {
       await new Promise((r) => setTimeout(r, 10));
       const fresh = this.#engine.root.readState(this.id);
       if (!fresh) break;
@@ -1335,7 +1335,14 @@ export class Container implements AsyncDisposable {
     this.#abortPendingRestart();
     const status = await this.#statusAfterStart();
     if (status !== 'running') {
-      if (status === 'created') await this.#signal(9);
+      if (status === 'created') {
+        try {
+          await this.#signal(9);
+        } catch (e) {
+          // A created init (or one a start under way just made) is killed; gone already is as good.
+          if (!(e instanceof ContainerStateError)) throw e;
+        }
+      }
       return this.wait();
     }
     const timeout = options.timeout ?? this.#state.stopTimeout;

@@ -10,7 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Container, runHandles, startHere, type ExitInfo, type RunHandles } from '../container.js';
 import type { ContainerOptions } from '../options.js';
-import { isAlive, StateRoot } from '../state.js';
+import { isAlive, processStartTime, StateRoot } from '../state.js';
 import {
   encodeFrame, encodeMessage, FRAME, FrameDecoder, toWire, withSocketPath, type ClientMessage, type ShimMessage, type ShimRequest,
 } from './protocol.js';
@@ -96,7 +96,13 @@ let runStarted: () => void = () => undefined;
 /** Starts the container: a created one, or an exited one again (in this process). Concurrent callers share it. */
 function start(): Promise<void> {
   startPromise ??= (async () => {
-    const status = (await c.inspect()).status;
+    let { status, pid } = await c.inspect();
+    // Its init died and this shim has not reaped it yet (a stop from another process, on a loaded host): that
+    // run is over, and this start is for the next one.
+    if (status === 'running' && pid !== null && processStartTime(pid) === undefined) {
+      await run?.exit;
+      status = (await c.inspect()).status;
+    }
     if (status === 'running') return; // as `docker start` of a running container: nothing to do
     await startHere(c);
     followRun();
@@ -370,7 +376,8 @@ for (;;) {
   if (run !== current) continue;
   server.close();
   unlinkSocket();
-  for (let i = 0; i < 100 && pending > 0; i++) await new Promise((r) => setTimeout(r, 10));
+  // Requests accepted before the close are served (a start among them keeps the shim), however loaded the host.
+  for (let i = 0; i < 1000 && pending > 0; i++) await new Promise((r) => setTimeout(r, 10));
   await startPromise?.catch(() => undefined);
   if (run !== current) {
     await listen();
