@@ -29,6 +29,7 @@ export type {
   UlimitOption,
 } from './container/options.js';
 export { parseByteSize } from './container/options.js';
+export { RESTART_BACKOFF, type RestartPolicy } from './container/restart-policy.js';
 export { psTable, type ContainerProcess } from './container/top.js';
 export type { IdMapping, IdMaps, UsernsOption } from './container/userns/idmap.js';
 export { UsernsExhaustedError, type IdRange } from './container/userns/pool.js';

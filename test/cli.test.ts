@@ -192,17 +192,20 @@ describe('detached containers: ps, logs, stop, rm', () => {
     expect(gone.stderr).toBe('Error: no such container: ticker\n');
   });
 
-  it('creates, then starts with -a (exit status of the container), and refuses to start it again', async () => {
+  it('creates, then starts with -a (exit status of the container), and starts it again (start, start -a, restart)', async () => {
     const created = await cli(['create', '--name', 'later', 'busybox', 'sh', '-c', 'echo from-created; exit 5'], env);
     expect(created.code).toBe(0);
     expect((await cli(['ps', '-a', '--filter', 'name=later', '--format', '{{.Names}} {{.Status}}'], env)).stdout).toBe('later Created\n');
     const started = await cli(['start', '-a', 'later'], env);
     expect(started).toMatchObject({ code: 5, stdout: 'from-created\n' });
-    const again = await cli(['start', 'later'], env);
-    expect(again.code).toBe(1);
-    expect(again.stderr).toContain('berth cannot start a container\'s process again yet');
-    const restart = await cli(['restart', 'later'], env);
-    expect(restart.code).toBe(1);
+    const exited = async () => (await cli(['inspect', '-f', '{{.State.Status}}', 'later'], env)).stdout === 'exited\n';
+    // As docker start of an exited container: its process runs again.
+    expect(await cli(['start', 'later'], env)).toMatchObject({ code: 0, stdout: 'later\n' });
+    await eventually(exited, 'the second run to end');
+    expect(await cli(['start', '-a', 'later'], env)).toMatchObject({ code: 5, stdout: 'from-created\n' });
+    expect(await cli(['restart', 'later'], env)).toMatchObject({ code: 0, stdout: 'later\n' });
+    await eventually(exited, 'the fourth run to end');
+    await eventually(async () => (await cli(['logs', 'later'], env)).stdout === 'from-created\n'.repeat(4), 'the log of four runs');
     expect((await cli(['rm', 'later'], env)).code).toBe(0);
   });
 

@@ -67,7 +67,11 @@ describe('create/start split', () => {
       expect((await c.wait()).exitCode).toBe(0);
       expect(readFileSync(join(dir, 'marker'), 'utf8')).toBe('started\n');
       expect((await c.inspect()).status).toBe('exited');
-      await expect(c.start()).rejects.toBeInstanceOf(ContainerStateError);
+      // Started again (docker start of an exited container): the program runs once more.
+      rmSync(join(dir, 'marker'));
+      await c.start();
+      expect((await c.wait()).exitCode).toBe(0);
+      expect(readFileSync(join(dir, 'marker'), 'utf8')).toBe('started\n');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -284,10 +288,19 @@ describe('signals on a container that is not running', () => {
     expect((await c.inspect()).status).toBe('created');
   });
 
-  it('explains a start after the init died', async () => {
-    await using c = await Container.create({ ...base, cmd: ['true'] });
-    process.kill(c.pid!, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 50));
+  it('explains a start racing the death of the init, and starts a new process once its exit is known', async () => {
+    await using c = await Container.create({ ...base, cmd: ['sh', '-c', 'exit 7'] });
+    const pid = c.pid!;
+    process.kill(pid, 'SIGKILL');
+    // Spin (no event loop turn: this process has not seen the exit) until the init is a zombie: its start pipe is
+    // closed, so the start meets a dead init.
+    const deadline = Date.now() + 5000;
+    while (!/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')) && Date.now() < deadline) {
+      // spin
+    }
     await expect(c.start()).rejects.toThrow(/exited before it was started/);
+    expect((await c.inspect()).status).toBe('exited');
+    await c.start();
+    expect((await c.wait()).exitCode).toBe(7);
   });
 });

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import type { ContainerOptions, MountOption } from '../container/options.js';
+import type { RestartPolicy } from '../container/restart-policy.js';
 import type { PortOption } from '../network/options.js';
 import { Flags, UsageError, type FlagSpec } from './args.js';
 import type { CliConfig } from './config.js';
@@ -63,7 +64,7 @@ export const CONTAINER_FLAGS: FlagSpec[] = [
   { long: 'log-opt', type: 'list', help: 'Log driver options (max-size, max-file)', valueName: 'list' },
   { long: 'pull', type: 'string', help: 'Pull image before running ("always", "missing", "never")', defaultText: '"missing"' },
   { long: 'platform', type: 'string', help: 'Set platform if server is multi-platform capable' },
-  { long: 'restart', type: 'string', help: 'Restart policy to apply when a container exits (only "no" so far)', defaultText: '"no"' },
+  { long: 'restart', type: 'string', help: 'Restart policy to apply when a container exits (no, on-failure[:max-retries], always, unless-stopped)', defaultText: '"no"' },
   { long: 'init', type: 'bool', help: 'Run an init inside the container that forwards signals and reaps processes' },
   { long: 'interactive', short: 'i', type: 'bool', help: 'Keep STDIN open even if not attached' },
   { long: 'tty', short: 't', type: 'bool', help: 'Allocate a pseudo-TTY' },
@@ -98,6 +99,24 @@ function envFile(path: string, env: NodeJS.ProcessEnv, command: string): string[
     if (e !== undefined) out.push(e);
   }
   return out;
+}
+
+/** `--restart no|on-failure[:max-retries]|always|unless-stopped`, checked as docker checks it. */
+export function parseRestartPolicy(text: string, command: string): RestartPolicy {
+  const bad = (why: string) => new UsageError(command, `invalid restart policy "${text}": ${why}`);
+  const colon = text.indexOf(':');
+  const name = colon < 0 ? text : text.slice(0, colon);
+  const count = colon < 0 ? undefined : text.slice(colon + 1);
+  if (name === '') throw bad('the policy name is missing before the colon');
+  if (name !== 'no' && name !== 'on-failure' && name !== 'always' && name !== 'unless-stopped') {
+    throw bad('the policy must be one of no, always, on-failure[:max-retries] or unless-stopped');
+  }
+  if (count === undefined || count === '') return { name };
+  if (!/^-?\d+$/.test(count)) throw bad('the maximum retry count must be an integer');
+  const max = Number(count);
+  if (max < 0) throw bad('the maximum retry count must not be negative');
+  if (max > 0 && name !== 'on-failure') throw bad('a maximum retry count can only be given to on-failure');
+  return max > 0 ? { name, maximumRetryCount: max } : { name };
 }
 
 /** `-p [ip:][hostPort:]containerPort[/proto]`. */
@@ -243,9 +262,14 @@ function attachedStreams(f: Flags, command: string): RunPlan['attach'] {
 export function containerOptionsFromFlags(f: Flags, args: readonly string[], config: CliConfig, env: NodeJS.ProcessEnv, command: string): RunPlan {
   const attach = attachedStreams(f, command);
   const restart = f.string('restart');
-  if (restart !== undefined && restart !== 'no') throw notYet(command, `restart policies (--restart ${restart})`);
+  const restartPolicy = restart === undefined || restart === '' ? undefined : parseRestartPolicy(restart, command);
+  if (restartPolicy && restartPolicy.name !== 'no' && f.bool('rm')) {
+    // docker refuses it too: a container removed when it exits cannot be started again.
+    throw new UsageError(command, 'conflicting options: --restart and --rm (a container removed at its exit cannot be restarted)');
+  }
   const [image, ...cmd] = args;
   const o: ContainerOptions = { image: image! };
+  if (restartPolicy && restartPolicy.name !== 'no') o.restartPolicy = restartPolicy;
   if (f.bool('tty')) o.tty = true;
   if (f.bool('interactive')) o.stdin = 'pipe';
   if (cmd.length) o.cmd = cmd;

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Container } from '../container/container.js';
 import { ContainerStartError, ContainerStateError } from '../errors.js';
-import { launchShim, shimAttach, shimResize } from '../container/shim/shim.js';
+import { hasShim, launchShim, ShimGoneError, shimAttach, shimResize } from '../container/shim/shim.js';
 import { DEFAULT_DETACH_KEYS, openSession, parseDetachKeys } from './terminal-session.js';
 import { psTable } from '../container/top.js';
 import { execCommand } from './exec.js';
@@ -17,6 +17,7 @@ import { eachArg, ensureImage, printError } from './common.js';
 import { CONTAINER_FLAGS, containerOptionsFromFlags } from './container-flags.js';
 import { alignTable, formatRows } from './format.js';
 import { psRow, PS_TABLE } from './views.js';
+import { stateText } from './human.js';
 
 /** Signals `berth run` passes on to the container (docker's sig-proxy: all but those about the CLI itself). */
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
@@ -204,15 +205,24 @@ const create: Command = {
   run: (ctx, f, args) => createContainer(ctx, f, args, 'create'),
 };
 
-/** Starts a created container (through its shim); a running one is left alone, as docker does. */
+/**
+ * Starts a created container, or an exited one again (through its shim, or a new shim that takes it over when its
+ * shim is gone); a running one is left alone, as docker does.
+ */
 async function startOne(ctx: Context, arg: string): Promise<void> {
   const c = await get(ctx, arg);
   const info = await c.inspect();
   if (info.status === 'running') return;
-  if (info.status === 'exited') {
-    throw new ContainerStateError(`container ${c.name} has exited: berth cannot start a container's process again yet; remove it (berth rm) and run a new one`);
-  }
   await c.start();
+}
+
+/**
+ * Makes sure an exited container has a shim to attach to: its own while it lives, else a new one that takes the
+ * container over (and starts it when the attached client asks).
+ */
+async function shimFor(ctx: Context, id: string): Promise<void> {
+  if (hasShim(join(ctx.config().root, 'containers', id))) return;
+  await launchShim({ root: ctx.config().root, takeover: id, start: false, autoRemove: false });
 }
 
 const start: Command = {
@@ -235,7 +245,8 @@ const start: Command = {
       c = await get(ctx, args[0]!);
       info = await c.inspect();
       checkInputIsTerminal(ctx, info.tty, interactive && info.openStdin);
-      if (info.status === 'exited') await startOne(ctx, args[0]!);
+      // An exited container runs again under a shim; the attached client starts it, so no output is missed.
+      if (info.status === 'exited') await shimFor(ctx, c.id);
     } catch (e) {
       if (e instanceof InputNotTerminalError) {
         ctx.stderr.write(`${e.message}\n`);
@@ -244,10 +255,18 @@ const start: Command = {
       printError(ctx, e);
       return 1;
     }
-    return attachAndWait(ctx, c.id, 'Error', {
-      start: info.status === 'created', tty: info.tty, stdin: interactive && info.openStdin, stdout: true, stderr: true,
+    const spec: AttachSpec = {
+      start: info.status !== 'running', tty: info.tty, stdin: interactive && info.openStdin, stdout: true, stderr: true,
       proxySignals: true, detachKeys: detachKeysOf(ctx, f, 'berth start'),
-    });
+    };
+    try {
+      return await attachAndWait(ctx, c.id, 'Error', spec);
+    } catch (e) {
+      // Its shim exited between the look and the attach (no restart was to follow): a new one takes it over.
+      if (!(e instanceof ShimGoneError) || info.status !== 'exited') throw e;
+      await shimFor(ctx, c.id);
+      return attachAndWait(ctx, c.id, 'Error', spec);
+    }
   },
 };
 
@@ -288,17 +307,18 @@ const kill: Command = {
 const restart: Command = {
   name: 'restart',
   usage: '[OPTIONS] CONTAINER [CONTAINER...]',
-  summary: 'Restart one or more containers (not supported yet: berth cannot run a container\'s process again)',
+  summary: 'Restart one or more containers',
   flags: [
     { long: 'time', short: 't', type: 'string', help: 'Seconds to wait before killing the container', valueName: 'int' },
+    { long: 'timeout', type: 'string', help: 'Alias of --time', valueName: 'int' },
     { long: 'signal', short: 's', type: 'string', help: 'Signal to send to the container' },
   ],
   args: { min: 1 },
-  run(ctx, _f, args) {
-    // Refused before anything is stopped: stopping and then failing to start would be worse than doing nothing.
+  run(ctx, f, args) {
+    const timeout = f.int('time') ?? f.int('timeout');
+    const signal = f.string('signal');
     return eachArg(ctx, args, async (a) => {
-      const c = await get(ctx, a);
-      throw new ContainerStateError(`cannot restart ${c.name}: berth cannot start a container's process again yet; stop it, remove it and run a new one`);
+      await (await get(ctx, a)).restart({ ...(timeout !== undefined ? { timeout } : {}), ...(signal ? { signal: signal as NodeJS.Signals } : {}) });
     });
   },
 };
@@ -337,7 +357,7 @@ function psFilter(filters: string[]): (c: Awaited<ReturnType<typeof Container.li
   return (c) =>
     any('id', (v) => c.id.startsWith(v)) &&
     any('name', (v) => c.name.includes(v)) &&
-    any('status', (v) => (c.paused ? 'paused' : c.status) === v) &&
+    any('status', (v) => stateText(c) === v) &&
     any('label', (v) => {
       const eq = v.indexOf('=');
       return eq < 0 ? v in c.labels : c.labels[v.slice(0, eq)] === v.slice(eq + 1);

@@ -43,9 +43,10 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
 
 /** The STATUS column of `ps`. */
 export function statusText(
-  c: { status: string; paused: boolean; startedAt: string | null; finishedAt: string | null; exitCode: number | null },
+  c: { status: string; paused: boolean; startedAt: string | null; finishedAt: string | null; exitCode: number | null; restarting?: boolean },
   now = Date.now(),
 ): string {
+  if (c.restarting) return `Restarting (${c.exitCode ?? -1}) ${ago(c.finishedAt ?? new Date(now).toISOString(), now)}`;
   if (c.status === 'running') {
     const up = `Up ${humanDuration(now - Date.parse(c.startedAt ?? new Date(now).toISOString()))}`;
     return c.paused ? `${up} (Paused)` : up;
@@ -56,8 +57,9 @@ export function statusText(
   return 'Created';
 }
 
-/** The State column (`docker ps --format '{{.State}}'`): created, running, paused, exited. */
-export function stateText(c: { status: string; paused: boolean }): string {
+/** The State column (`docker ps --format '{{.State}}'`): created, running, paused, restarting, exited. */
+export function stateText(c: { status: string; paused: boolean; restarting?: boolean }): string {
+  if (c.restarting) return 'restarting';
   return c.status === 'running' && c.paused ? 'paused' : c.status;
 }
 

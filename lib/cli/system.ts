@@ -279,7 +279,7 @@ const prune: Command = {
     }
     const removed: string[] = [];
     for (const c of await Container.list({ root, all: true })) {
-      if (c.status === 'running') continue;
+      if (c.status === 'running' || c.restarting) continue; // a restarting container counts as running (docker's)
       try {
         await (await Container.get(c.id, { root })).remove();
         removed.push(c.id);

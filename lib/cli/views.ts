@@ -107,20 +107,21 @@ export function inspectContainer(c: ContainerInfo): Record<string, unknown> {
     Args: c.command.slice(1),
     State: {
       Status: stateText(c),
-      Running: c.status === 'running',
+      // As Docker's: a container about to be restarted counts as running.
+      Running: c.status === 'running' || c.restarting,
       Paused: c.paused,
-      Restarting: false,
+      Restarting: c.restarting,
       OOMKilled: c.oomKilled,
       Dead: false,
       Pid: c.pid ?? 0,
       ExitCode: c.exitCode ?? 0,
-      Error: '',
+      Error: c.error,
       StartedAt: c.startedAt ?? '0001-01-01T00:00:00Z',
       FinishedAt: c.finishedAt ?? '0001-01-01T00:00:00Z',
     },
     Image: c.image ?? '',
     Name: `/${c.name}`,
-    RestartCount: 0,
+    RestartCount: c.restartCount,
     Driver: c.image ? 'overlay' : 'rootfs',
     HostConfig: {
       LogConfig: { Type: c.log.driver, Config: c.log.driver === 'none' ? {} : { 'max-size': String(c.log.maxSize), 'max-file': String(c.log.maxFile) } },
@@ -129,6 +130,7 @@ export function inspectContainer(c: ContainerInfo): Record<string, unknown> {
       ReadonlyRootfs: spec.root.readonly ?? false,
       Init: c.init,
       Privileged: false,
+      RestartPolicy: { Name: c.restartPolicy.name, MaximumRetryCount: c.restartPolicy.maximumRetryCount ?? 0 },
     },
     Mounts: userMounts(c),
     Config: {

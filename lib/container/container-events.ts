@@ -4,7 +4,7 @@
  * owner, a detached container's log monitor, or a process cleaning up after a dead owner.
  * @module
  */
-import { writeFileSync } from 'node:fs';
+import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { recordEvent } from '../journal/events.js';
 import type { ContainerState } from './state.js';
@@ -43,4 +43,13 @@ export function recordDeath(root: string, state: ContainerState, info: DeathInfo
     exitCode: String(info.exitCode ?? -1),
     ...(info.signal ? { signal: info.signal } : {}),
   });
+}
+
+/** A container is started again: the next exit is recorded anew. */
+export function forgetDeath(root: string, id: string): void {
+  try {
+    unlinkSync(join(root, 'containers', id, 'died'));
+  } catch {
+    // never died, or already forgotten
+  }
 }

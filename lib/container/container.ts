@@ -43,14 +43,20 @@ import { prepareUsernsRootfs, type UsernsRootfs } from './userns/rootfs.js';
 import { detachEngineBinds } from './userns/engine-binds.js';
 import { detachInitBinary, initBinaryPath, programArgs, wantsInit } from './init-process.js';
 import {
-  networkInfo, networkNamespace, prepareContainerNetwork, releaseContainerNetwork, renameContainerNetwork, type ContainerNetworking,
-  type ContainerNetworkRecord,
+  networkInfo, networkNamespace, prepareContainerNetwork, releaseContainerNetwork, renameContainerNetwork, type ContainerLookup,
+  type ContainerNetworking, type ContainerNetworkRecord,
 } from '../network/container-network.js';
-import { containerEvent, recordDeath } from './container-events.js';
+import { containerEvent, forgetDeath, recordDeath } from './container-events.js';
 import { planOutputs, startOutputs, type CapturedOutput, type StartedOutputs } from './logs/capture.js';
 import { DEFAULT_LOG_CONFIG, logWriterDone, readLogs, type LogConfig, type LogEntry, type LogsOptions } from './logs/json-file.js';
 import { spawnLogMonitor } from './logs/monitor.js';
-import { hasShim, shimResize, shimStart } from './shim/shim.js';
+import { hasShim, launchShim, madeByShim, ShimGoneError, shimResize, shimStart } from './shim/shim.js';
+import {
+  clearStoppedByUser, markStoppedByUser, nextBackoff, NO_RESTART, shouldRestart, stoppedByUser, withStartLock, type RestartPolicy,
+} from './restart-policy.js';
+import {
+  previousLogWriterDone, requireRespawn, respawnRecord, respawnSpec, respawnStdio, sameProcess, snapshotLowers, type RespawnRecord,
+} from './respawn.js';
 import {
   checkTerminalStdio, ConsoleSocket, terminalReader, TerminalControl, terminalOutputPlan, type TerminalSize,
 } from './terminal.js';
@@ -107,6 +113,14 @@ export interface ContainerInfo {
   log: LogConfig;
   /** Whether it was created with the `init` option (Docker's HostConfig.Init); `command` is then the init's child. */
   init: boolean;
+  /** Its restart policy (`{ name: 'no' }` when none was given). */
+  restartPolicy: RestartPolicy;
+  /** Restarts its policy made since it was last started by hand (Docker's RestartCount). */
+  restartCount: number;
+  /** Its owner is about to start its process again (a policy's delay, or the start itself); `status` is still `exited`. */
+  restarting: boolean;
+  /** Why the last restart by its policy failed (Docker's State.Error), or `''`. */
+  error: string;
   /** The OCI runtime spec the container runs with. */
   spec: OciSpec;
 }
@@ -256,7 +270,7 @@ async function nextStatus(fd: number, signal?: AbortSignal): Promise<StatusMessa
   }
 }
 
-/** Live handles held only by the process that created the container. */
+/** Live handles of one run of the container's process, held only by the process that owns the container. */
 interface Owned {
   pidfd: number;
   statusFd: number | undefined;
@@ -265,7 +279,118 @@ interface Owned {
   exit: Promise<ExitInfo>;
   waiters: number;
   poller: { ref(): void; unref(): void; close(): void } | undefined;
+  /** The program was let go (start written, or not waited for). */
+  released: boolean;
+  /** Settles once the start's outcome is known: true when the program was executed. */
+  startOutcome: Promise<boolean>;
+  settleStart(execd: boolean): void;
+  /** When the program started (for the restart delay), ms since the epoch. */
+  startedAtMs: number;
+  /** Set at the exit: true once the container runs again in this process (its policy, or a start), false if not. */
+  next: Promise<boolean> | undefined;
+  settleNext?: (again: boolean) => void;
 }
+
+/** What one run of a container's process needs (see `#launch`). */
+interface LaunchSetup {
+  /** The options for its stdio, network and init (the recorded ones when it is started again). */
+  o: RespawnRecord['options'];
+  spec: OciSpec;
+  /** The container whose network it joins (`network: 'container:<x>'`). */
+  joined: { id: string } | undefined;
+  userns: UsernsRecord | undefined;
+  overlay: ReturnType<typeof overlayDirs> | undefined;
+  usernsRootfs: UsernsRootfs | undefined;
+  rawSpec: boolean;
+  /** Leave the init blocked before execve until a start (else the program runs at once). */
+  waitForStart: boolean;
+  signal: AbortSignal | undefined;
+  /** The caller's undo steps; the network's release is added. */
+  undo: (() => void | Promise<void>)[];
+  /** A new container (recorded as created; forgotten if this fails), not one started again. */
+  fresh: boolean;
+  /** The address it had before (kept if still free). */
+  preferredIp?: string | undefined;
+}
+
+/** Looks containers up for `network: 'container:<x>'`. */
+function containerLookup(engine: Engine): ContainerLookup {
+  return (x) => {
+    const cid = engine.root.resolve(x);
+    const st = cid ? engine.root.readState(cid) : undefined;
+    return st && { id: st.id, name: st.name, ...(st.process ? { process: st.process } : {}), status: reconcile(st).status };
+  };
+}
+
+/** The cgroup settings of a spec: every container gets device rules, Docker's unless the spec brings its own. */
+function cgroupResources(spec: OciSpec): NonNullable<NonNullable<OciSpec['linux']>['resources']> {
+  const resources = { ...(spec.linux?.resources ?? {}) };
+  resources.devices ??= DOCKER_DEFAULT_DEVICE_RULES.map((r) => ({ ...r }));
+  return resources;
+}
+
+/** A policy restart gave up before it started anything: stopped by a user (`record`), or no longer this process's. */
+class RestartCanceled extends Error {
+  constructor(readonly record: boolean) {
+    super('restart cancelled');
+  }
+}
+
+/** `p`, or an AbortError once `signal` aborts. */
+function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(new AbortError());
+      signal.addEventListener('abort', () => reject(new AbortError()), { once: true });
+    }),
+  ]);
+}
+
+/** The number of a recorded stop signal, or undefined for a name this host does not know. */
+function stopSignalNumber(signal: string | number): number | undefined {
+  try {
+    return signalNumber(signal);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts an exited container the `berth` command made through a shim: its own when it lives (it starts it in
+ * place), else a new one that takes the container over.
+ */
+async function startThroughShim(root: string, id: string, dir: string): Promise<void> {
+  if (hasShim(dir)) {
+    try {
+      return await shimStart(dir);
+    } catch (e) {
+      if (!(e instanceof ShimGoneError)) throw e;
+    }
+  }
+  const launched = await launchShim({ root, takeover: id, start: true, autoRemove: false });
+  if (launched.startError) throw launched.startError;
+}
+
+/** One run of a container's process, as the shim follows it (see {@link runHandles}). */
+export interface RunHandles {
+  /** Identifies the run. */
+  readonly key: object;
+  /** Its exit. */
+  readonly exit: Promise<ExitInfo>;
+  /** After its exit: whether the container runs again in this process (see `Container.restarted()`). */
+  next(): Promise<boolean>;
+}
+
+/**
+ * Internal (the shim's, not part of the public API): starts a container's program in this process whoever made
+ * it — a created one it owns, or an exited one (taken over), never through a shim.
+ */
+export let startHere: (c: Container, signal?: AbortSignal) => Promise<void>;
+
+/** Internal (the shim's): the current run of a container this process owns, if any. */
+export let runHandles: (c: Container) => RunHandles | undefined;
 
 /**
  * A container: a process tree isolated in its own namespaces and cgroup, running from a root filesystem.
@@ -277,6 +402,25 @@ interface Owned {
  * ```
  */
 export class Container implements AsyncDisposable {
+  static {
+    startHere = (c, signal) => {
+      const options = signal ? { signal } : {};
+      return c.#owned && c.#state.status !== 'exited' ? c.start(options) : c.#startAgain(signal);
+    };
+    runHandles = (c) => {
+      const owned = c.#owned;
+      if (!owned) return undefined;
+      return {
+        key: owned,
+        exit: owned.exit,
+        next: async () => {
+          await owned.exit;
+          return owned.next!;
+        },
+      };
+    };
+  }
+
   /** The 64-hex-character id. */
   readonly id: string;
 
@@ -306,6 +450,16 @@ export class Container implements AsyncDisposable {
   #networking: ContainerNetworking | undefined;
   #networkReleased: Promise<void> | undefined;
   #output: CapturedOutput | undefined;
+  /** The previous run's network, fully released (veths deleted, addresses freed). */
+  #networkFreed: Promise<void> | undefined;
+  /** The delay before a policy restart, when one is pending. */
+  #pendingRestart: { timer: NodeJS.Timeout; cancel(): void } | undefined;
+  /** The current restart delay (Docker's backoff; see restart-policy.ts). */
+  #backoffMs = 0;
+  /** Settles the exited run's `next` (see Owned). */
+  #nextRun: ((again: boolean) => void) | undefined;
+  /** A start of the process again under way in this process. */
+  #respawning: Promise<void> | undefined;
 
   private constructor(
     engine: Engine,
@@ -409,11 +563,8 @@ export class Container implements AsyncDisposable {
     const id = newContainerId();
     const name = o.name ?? `berth-${id.slice(0, 12)}`;
     const owner = selfIdentity();
-    const netns = networkNamespace(o, (x) => {
-      const cid = engine.root.resolve(x);
-      const st = cid ? engine.root.readState(cid) : undefined;
-      return st && { id: st.id, name: st.name, ...(st.process ? { process: st.process } : {}), status: reconcile(st).status };
-    });
+    const respawn = respawnRecord(o, rawSpec !== undefined, owner);
+    const netns = networkNamespace(o, containerLookup(engine));
     if (o.network !== undefined) o = { ...o, namespaces: { ...o.namespaces, network: netns.namespace } };
     let image: ImageRootfs | undefined;
     if (o.image !== undefined) {
@@ -455,10 +606,7 @@ export class Container implements AsyncDisposable {
       engine.root.reserveName(name, id);
       undo.push(() => engine.root.releaseName(name, id));
 
-      // Every container gets device rules: Docker's, unless the spec brings its own.
-      const resources = { ...(spec.linux?.resources ?? {}) };
-      resources.devices ??= DOCKER_DEFAULT_DEVICE_RULES.map((r) => ({ ...r }));
-      const cgroup = engine.cgroups.create(id, resources);
+      const cgroup = engine.cgroups.create(id, cgroupResources(spec));
       undo.push(() => cgroup.destroy());
 
       const state: ContainerState = {
@@ -477,191 +625,232 @@ export class Container implements AsyncDisposable {
         ...(image ? { image: imageRecord(image) } : {}),
         ...(userns ? { userns } : {}),
         ...(o.init !== undefined && !rawSpec ? { init: o.init } : {}),
+        ...(o.restartPolicy && o.restartPolicy.name !== 'no' ? { restartPolicy: o.restartPolicy } : {}),
+        log: logConfigOf(o.log),
+        respawn,
         spec,
       };
-
-      const detachedDefault: StdioOption = o.detached ? 'ignore' : 'pipe';
-      const logConfig = logConfigOf(o.log);
-      state.log = logConfig;
-      // A terminal's master arrives from the init after the spawn: its output is taken once the init is ready.
-      const terminal = spec.process.terminal === true;
-      if (terminal) checkTerminalStdio(o);
-      const pipesPlan = planOutputs({ stdout: o.stdout ?? detachedDefault, stderr: o.stderr ?? detachedDefault }, o.detached ?? false, logConfig);
-      const outPlan = terminal ? terminalOutputPlan(o.stdout ?? detachedDefault, o.detached ?? false, logConfig) : pipesPlan;
-      const stdio = prepareStdio(terminal ? ['ignore', 'ignore', 'ignore'] : [o.stdin ?? 'ignore', ...pipesPlan.plans]);
-      let outputs: StartedOutputs | undefined;
-      let consoleSocket: ConsoleSocket | undefined;
-      try {
-        if (terminal) consoleSocket = new ConsoleSocket();
-        else outputs = startOutputs(engine.root.containerDir(id), id, logConfig, outPlan.roles, stdio.captured);
-      } catch (e) {
-        for (const s of [stdio.stdin, stdio.stdout, stdio.stderr]) s?.destroy();
-        for (const fd of stdio.closeAfterSpawn) safeClose(fd);
-        throw e;
-      }
-      let terminalStreams: { control: TerminalControl; stdout: Readable | null } | undefined;
-      const destroyStreams = () => {
-        for (const s of [stdio.stdin, stdio.stdout, stdio.stderr]) s?.destroy();
-        outputs?.destroy();
-        consoleSocket?.close();
-        terminalStreams?.control.close();
-        terminalStreams?.stdout?.destroy();
-      };
-      const nsFds: { type: string; fd: number }[] = [];
-      let spawned;
-      let plan: NativePlan;
-      let networking: ContainerNetworking | undefined;
-      let closeEngineBinds = () => undefined as void;
-      let closeInitBinary = () => undefined as void;
-      try {
-        networking = await prepareContainerNetwork({
-          root: engine.root.path, containerId: id, containerName: name, hostname: spec.hostname, owner, options: o, joined: netns.joined,
-          userns: userns !== undefined,
-        });
-        if (networking) {
-          const net = networking;
-          undo.push(async () => {
-            await net.closePorts();
-            await releaseContainerNetwork(engine.root.path, id, net.record);
-          });
-          if (net.nsFd !== undefined) nsFds.push({ type: 'network', fd: net.nsFd });
-          spec.mounts = [...(spec.mounts ?? []), ...net.mounts];
-          state.network = net.record;
-        }
-        for (const n of namespacePaths(spec)) nsFds.push({ type: n.type, fd: openSync(n.path, fsConstants.O_RDONLY) });
-        plan = planFromSpec(spec, {
-          cgroupVersion: engine.cgroups.version,
-          cgroupHierarchies: engine.hierarchies,
-          ...(cgroup.cloneIntoFd !== undefined ? { cgroupDirFd: cgroup.cloneIntoFd } : {}),
-          cgroupProcsFds: cgroup.procsFds,
-          namespaceFds: nsFds,
-          stdioFds: stdio.childFds,
-          parentDeathSignal: o.detached ? 0 : 9,
-          // A namespace wired after the clone must be ready before the program runs, and a terminal's size set:
-          // the init waits for it.
-          waitForStart: waitForStart || networking?.wireInto !== undefined || terminal,
-          ...(consoleSocket ? { consoleSocketFd: consoleSocket.child } : {}),
-          createCwd: !rawSpec,
-          ...(overlay ? { rootfsOverlay: overlay.overlay } : {}),
-          ...(usernsRootfs ? { rootfsTreeFd: usernsRootfs.treeFd } : {}),
-          seccompCacheDir: join(engine.root.path, 'seccomp-cache'),
-        });
-        if (userns && networking) closeEngineBinds = detachEngineBinds(plan, networking.mounts.map((m) => m.source), userns);
-        if (userns && !rawSpec && wantsInit(o)) closeInitBinary = detachInitBinary(plan, initBinaryPath());
-        spawned = spawnOrExplain(plan);
-      } catch (e) {
-        destroyStreams();
-        throw e;
-      } finally {
-        for (const fd of stdio.closeAfterSpawn) safeClose(fd);
-        consoleSocket?.closeChild();
-        for (const n of nsFds) safeClose(n.fd);
-        closeEngineBinds();
-        closeInitBinary();
-        usernsRootfs?.close();
-        cgroup.releaseSpawnFds();
-      }
-      state.process = { pid: spawned.pid, startTime: processStartTime(spawned.pid) ?? 0 };
-
-      const owned: Owned = {
-        pidfd: spawned.pidfd,
-        statusFd: spawned.statusFd,
-        startFd: spawned.startFd,
-        plan,
-        exit: undefined as unknown as Promise<ExitInfo>,
-        waiters: 0,
-        poller: undefined,
-      };
-      const container = new Container(engine, state, cgroup, owned, {
-        stdin: stdio.stdin,
-        stdout: outputs?.output?.stdout ?? stdio.stdout,
-        stderr: outputs?.output?.stderr ?? stdio.stderr,
+      const container = new Container(engine, state, cgroup, undefined, { stdin: null, stdout: null, stderr: null });
+      await container.#launch({
+        o, spec, joined: netns.joined, userns, overlay, usernsRootfs, rawSpec: rawSpec !== undefined, waitForStart, signal, undo,
+        fresh: true,
       });
-      container.#networking = networking;
-      container.#output = outputs?.output;
-      owned.exit = container.#watchExit();
-
-      const wired = networking?.wireInto;
-      if (wired) {
-        try {
-          await wired(spawned.pid);
-        } catch (e) {
-          await container.#abandon();
-          destroyStreams();
-          throw e;
-        }
-      }
-      if (waitForStart || wired || terminal) {
-        let msg: StatusMessage | null;
-        try {
-          msg = await nextStatus(spawned.statusFd, signal);
-        } catch (e) {
-          await container.#abandon();
-          destroyStreams();
-          throw e;
-        }
-        if (msg?.kind !== 'ready') {
-          const silent = plan.seccomp?.length
-            ? ' without saying why: a seccomp profile that refuses write() keeps it from reporting the step that failed'
-            : '';
-          const err = msg ? startError(msg, plan, spec) : new ContainerStartError('sync', 'EPIPE', undefined, `container init exited during setup${silent}`, 125);
-          await container.#abandon();
-          destroyStreams();
-          throw err;
-        }
-      }
-      if (consoleSocket) {
-        try {
-          const master = consoleSocket.receive();
-          const size = spec.process.consoleSize;
-          native.setWinsize(master, size?.height ?? 24, size?.width ?? 80);
-          const control = new TerminalControl(master, o.stdin === 'pipe');
-          if (outPlan.roles.stdout === 'direct') {
-            terminalStreams = { control, stdout: terminalReader(master, o.stdout ?? detachedDefault) };
-          } else {
-            terminalStreams = { control, stdout: null };
-            outputs = startOutputs(engine.root.containerDir(id), id, logConfig, outPlan.roles, { stdout: master });
-          }
-        } catch (e) {
-          await container.#abandon();
-          destroyStreams();
-          throw e;
-        }
-        container.#terminal = terminalStreams.control;
-        container.#output = outputs?.output;
-        container.#streams = {
-          stdin: terminalStreams.control.input,
-          stdout: outputs?.output?.stdout ?? terminalStreams.stdout,
-          stderr: null,
-        };
-      }
-      if ((wired || terminal) && !waitForStart) {
-        // run(): the program starts at once, now that its network is wired and its terminal set up.
-        writeSync(spawned.startFd, 'x');
-        safeClose(spawned.startFd);
-        owned.startFd = undefined;
-      }
-      if (outputs && outputs.monitorStreams.length > 0) {
-        // A detached container's output outlives this process: its log monitor takes the pipes over.
-        try {
-          spawnLogMonitor(
-            { root: engine.root.path, id, log: logConfig, streams: outputs.monitorStreams, init: state.process, owner },
-            outputs.monitorFds,
-          );
-        } finally {
-          outputs.releaseMonitorFds();
-        }
-      }
-      engine.root.writeState(state);
-      containerEvent(engine.root.path, state, 'create');
-      if (state.network?.endpoint) {
-        const ep = state.network.endpoint;
-        recordEvent(engine.root.path, 'network', 'connect', ep.networkId, { name: ep.networkName, container: id, type: 'bridge' });
-      }
       return container;
     } catch (e) {
       await cleanup();
       throw e;
+    }
+  }
+
+  /**
+   * Spawns a run of the container's process: its stdio (pipes and log capture, or a terminal), its network, the
+   * init (blocked before execve unless `waitForStart` is false), the exit watch; records the state. Shared by a new
+   * container and an exited one started again (`fresh: false`: same id, name, directory, spec and cgroup path).
+   * Sets this object's run fields. On failure the init is killed and reaped, and the caller's `undo` (to which the
+   * network's release is added) is the caller's to run.
+   */
+  async #launch(s: LaunchSetup): Promise<void> {
+    const engine = this.#engine;
+    const state = this.#state;
+    const { id, name, owner } = state;
+    const cgroup = this.#cgroup!;
+    const { o, spec, undo, waitForStart, signal, usernsRootfs } = s;
+    const containerDir = engine.root.containerDir(id);
+    state.spec = spec;
+
+    const detachedDefault: StdioOption = o.detached ? 'ignore' : 'pipe';
+    const logConfig = state.log ?? logConfigOf(o.log);
+    // A terminal's master arrives from the init after the spawn: its output is taken once the init is ready.
+    const terminal = spec.process.terminal === true;
+    if (terminal) checkTerminalStdio(o);
+    const pipesPlan = planOutputs({ stdout: o.stdout ?? detachedDefault, stderr: o.stderr ?? detachedDefault }, o.detached ?? false, logConfig);
+    const outPlan = terminal ? terminalOutputPlan(o.stdout ?? detachedDefault, o.detached ?? false, logConfig) : pipesPlan;
+    const stdio = prepareStdio(terminal ? ['ignore', 'ignore', 'ignore'] : [o.stdin ?? 'ignore', ...pipesPlan.plans]);
+    let outputs: StartedOutputs | undefined;
+    let consoleSocket: ConsoleSocket | undefined;
+    try {
+      if (terminal) consoleSocket = new ConsoleSocket();
+      else outputs = startOutputs(containerDir, id, logConfig, outPlan.roles, stdio.captured);
+    } catch (e) {
+      for (const st of [stdio.stdin, stdio.stdout, stdio.stderr]) st?.destroy();
+      for (const fd of stdio.closeAfterSpawn) safeClose(fd);
+      throw e;
+    }
+    let terminalStreams: { control: TerminalControl; stdout: Readable | null } | undefined;
+    const destroyStreams = () => {
+      for (const st of [stdio.stdin, stdio.stdout, stdio.stderr]) st?.destroy();
+      outputs?.destroy();
+      consoleSocket?.close();
+      terminalStreams?.control.close();
+      terminalStreams?.stdout?.destroy();
+    };
+    const nsFds: { type: string; fd: number }[] = [];
+    let spawned;
+    let plan: NativePlan;
+    let networking: ContainerNetworking | undefined;
+    let closeEngineBinds = () => undefined as void;
+    let closeInitBinary = () => undefined as void;
+    try {
+      networking = await prepareContainerNetwork({
+        root: engine.root.path, containerId: id, containerName: name, hostname: spec.hostname, owner, options: o, joined: s.joined,
+        userns: s.userns !== undefined, preferredIp: s.preferredIp,
+      });
+      if (networking) {
+        const net = networking;
+        undo.push(async () => {
+          await net.closePorts();
+          await releaseContainerNetwork(engine.root.path, id, net.record);
+        });
+        if (net.nsFd !== undefined) nsFds.push({ type: 'network', fd: net.nsFd });
+        spec.mounts = [...(spec.mounts ?? []), ...net.mounts];
+        state.network = net.record;
+        if (state.respawn) state.respawn.networkMounts = net.mounts.length;
+      }
+      for (const n of namespacePaths(spec)) nsFds.push({ type: n.type, fd: openSync(n.path, fsConstants.O_RDONLY) });
+      plan = planFromSpec(spec, {
+        cgroupVersion: engine.cgroups.version,
+        cgroupHierarchies: engine.hierarchies,
+        ...(cgroup.cloneIntoFd !== undefined ? { cgroupDirFd: cgroup.cloneIntoFd } : {}),
+        cgroupProcsFds: cgroup.procsFds,
+        namespaceFds: nsFds,
+        stdioFds: stdio.childFds,
+        parentDeathSignal: o.detached ? 0 : 9,
+        // A namespace wired after the clone must be ready before the program runs, and a terminal's size set:
+        // the init waits for it.
+        waitForStart: waitForStart || networking?.wireInto !== undefined || terminal,
+        ...(consoleSocket ? { consoleSocketFd: consoleSocket.child } : {}),
+        createCwd: !s.rawSpec,
+        ...(s.overlay ? { rootfsOverlay: s.overlay.overlay } : {}),
+        ...(usernsRootfs ? { rootfsTreeFd: usernsRootfs.treeFd } : {}),
+        seccompCacheDir: join(engine.root.path, 'seccomp-cache'),
+      });
+      if (s.userns && networking) closeEngineBinds = detachEngineBinds(plan, networking.mounts.map((m) => m.source), s.userns);
+      if (s.userns && !s.rawSpec && wantsInit(o)) closeInitBinary = detachInitBinary(plan, initBinaryPath());
+      spawned = spawnOrExplain(plan);
+    } catch (e) {
+      destroyStreams();
+      throw e;
+    } finally {
+      for (const fd of stdio.closeAfterSpawn) safeClose(fd);
+      consoleSocket?.closeChild();
+      for (const n of nsFds) safeClose(n.fd);
+      closeEngineBinds();
+      closeInitBinary();
+      usernsRootfs?.close();
+      cgroup.releaseSpawnFds();
+    }
+    state.process = { pid: spawned.pid, startTime: processStartTime(spawned.pid) ?? 0 };
+
+    const wired = networking?.wireInto;
+    let settleStart!: (execd: boolean) => void;
+    const owned: Owned = {
+      pidfd: spawned.pidfd,
+      statusFd: spawned.statusFd,
+      startFd: spawned.startFd,
+      plan,
+      exit: undefined as unknown as Promise<ExitInfo>,
+      waiters: 0,
+      poller: undefined,
+      // Without waiting for a start (run()), the program is released at once (or right after the setup below).
+      released: !waitForStart,
+      startOutcome: new Promise<boolean>((resolve) => (settleStart = resolve)),
+      settleStart: (execd) => settleStart(execd),
+      startedAtMs: 0,
+      next: undefined,
+    };
+    this.#owned = owned;
+    this.#streams = {
+      stdin: stdio.stdin,
+      stdout: outputs?.output?.stdout ?? stdio.stdout,
+      stderr: outputs?.output?.stderr ?? stdio.stderr,
+    };
+    this.#networking = networking;
+    this.#networkReleased = undefined;
+    this.#networkFreed = undefined;
+    this.#output = outputs?.output;
+    this.#terminal = undefined;
+    owned.exit = this.#watchExit();
+
+    if (wired) {
+      try {
+        await wired(spawned.pid);
+      } catch (e) {
+        await this.#abandon(s.fresh);
+        destroyStreams();
+        throw e;
+      }
+    }
+    if (waitForStart || wired || terminal) {
+      let msg: StatusMessage | null;
+      try {
+        msg = await nextStatus(spawned.statusFd, signal);
+      } catch (e) {
+        await this.#abandon(s.fresh);
+        destroyStreams();
+        throw e;
+      }
+      if (msg?.kind !== 'ready') {
+        const silent = plan.seccomp?.length
+          ? ' without saying why: a seccomp profile that refuses write() keeps it from reporting the step that failed'
+          : '';
+        const err = msg ? startError(msg, plan, spec) : new ContainerStartError('sync', 'EPIPE', undefined, `container init exited during setup${silent}`, 125);
+        await this.#abandon(s.fresh);
+        destroyStreams();
+        throw err;
+      }
+    }
+    if (consoleSocket) {
+      try {
+        const master = consoleSocket.receive();
+        const size = spec.process.consoleSize;
+        native.setWinsize(master, size?.height ?? 24, size?.width ?? 80);
+        const control = new TerminalControl(master, o.stdin === 'pipe');
+        if (outPlan.roles.stdout === 'direct') {
+          terminalStreams = { control, stdout: terminalReader(master, o.stdout ?? detachedDefault) };
+        } else {
+          terminalStreams = { control, stdout: null };
+          outputs = startOutputs(containerDir, id, logConfig, outPlan.roles, { stdout: master });
+        }
+      } catch (e) {
+        await this.#abandon(s.fresh);
+        destroyStreams();
+        throw e;
+      }
+      this.#terminal = terminalStreams.control;
+      this.#output = outputs?.output;
+      this.#streams = {
+        stdin: terminalStreams.control.input,
+        stdout: outputs?.output?.stdout ?? terminalStreams.stdout,
+        stderr: null,
+      };
+    }
+    if ((wired || terminal) && !waitForStart) {
+      // run(): the program starts at once, now that its network is wired and its terminal set up.
+      writeSync(spawned.startFd, 'x');
+      safeClose(spawned.startFd);
+      owned.startFd = undefined;
+    }
+    if (outputs && outputs.monitorStreams.length > 0) {
+      // A detached container's output outlives this process: its log monitor takes the pipes over.
+      try {
+        spawnLogMonitor(
+          { root: engine.root.path, id, log: logConfig, streams: outputs.monitorStreams, init: state.process, owner },
+          outputs.monitorFds,
+        );
+      } finally {
+        outputs.releaseMonitorFds();
+      }
+    }
+    delete state.restarting;
+    if (s.fresh) {
+      engine.root.writeState(state);
+      containerEvent(engine.root.path, state, 'create');
+    } else {
+      this.#persist();
+    }
+    if (state.network?.endpoint) {
+      const ep = state.network.endpoint;
+      recordEvent(engine.root.path, 'network', 'connect', ep.networkId, { name: ep.networkName, container: id, type: 'bridge' });
     }
   }
 
@@ -676,7 +865,7 @@ export class Container implements AsyncDisposable {
     return new Container(engine, state, engine.cgroups.open(state.cgroup), undefined, { stdin: null, stdout: null, stderr: null });
   }
 
-  /** Lists the containers of the state root (running and created ones; exited too with `all`). */
+  /** Lists the containers of the state root (running, restarting and created ones; exited too with `all`). */
   static async list(options: RootOptions & { all?: boolean } = {}): Promise<ContainerInfo[]> {
     const engine = await openEngine(options.root);
     const out: ContainerInfo[] = [];
@@ -685,7 +874,7 @@ export class Container implements AsyncDisposable {
       if (!state) continue;
       const current = reconcile(state);
       const info = infoFromState(engine.root.path, current, current.status === 'running' && isPaused(engine, current));
-      if (options.all || info.status !== 'exited') out.push(info);
+      if (options.all || info.status !== 'exited' || info.restarting) out.push(info);
     }
     return out.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   }
@@ -711,25 +900,48 @@ export class Container implements AsyncDisposable {
   }
 
   /**
-   * Releases the init blocked before execve: the container's program starts. Only the creating process can do
-   * this, or any process for a container made by the `berth` command (its shim starts it when asked).
+   * Starts the container's program (`docker start`).
+   *
+   * A created container's init, blocked before execve, is released: only the creating process can do this, or any
+   * process for a container made by the `berth` command (its shim starts it when asked).
+   *
+   * An exited container's process is started again: same id, name, config, writable layer (what it wrote is still
+   * there), log (appended to) and labels; a new process, cgroup, stdio (new {@link Container.stdin} /
+   * {@link Container.stdout} / {@link Container.stderr} streams) or terminal, and network (its address kept when
+   * still free, ports published again). Its owner does it, or — when the owner is gone — this process, which then
+   * owns it; a container the `berth` command made is started by its shim (a new one when its shim is gone). As a
+   * start by hand in Docker, it resets the restart count. Throws `ContainerStateError` when it runs already, when
+   * another live process owns it, or for records made before berth could start a process again;
+   * `ContainerStartError` when the new process cannot start.
    */
   async start(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#removed) throw new ContainerNotFoundError(this.name);
     const owned = this.#owned;
+    const dir = this.#engine.root.containerDir(this.id);
     if (!owned) {
+      if (this.#currentStatus() === 'exited') {
+        // A container the berth command made stays with a shim: its own (it starts it in place) or a new one.
+        if (madeByShim(dir)) return startThroughShim(this.#engine.root.path, this.id, dir);
+        return this.#startAgain(options.signal);
+      }
       // A container the berth command made is owned by its shim, which starts it when asked.
-      const dir = this.#engine.root.containerDir(this.id);
       if (hasShim(dir)) return shimStart(dir);
       throw new ContainerStateError(`container ${this.name} was created by process ${this.#state.owner.pid}; only it can start it`);
     }
-    if (this.#state.status === 'exited' && !this.#state.startedAt) {
-      throw new ContainerStateError(`container ${this.name} exited before it was started`);
-    }
+    if (this.#state.status === 'exited') return this.#startAgain(options.signal);
     if (this.#state.status !== 'created' || owned.startFd === undefined) {
-      throw new ContainerStateError(`container ${this.name} is ${this.#state.status}, not created: it cannot be started again`);
+      throw new ContainerStateError(`container ${this.name} is ${this.#state.status}: it is started already`);
     }
+    clearStoppedByUser(dir); // a stop asked for while it was created does not outlive this start
+    await this.#release(options.signal);
+  }
+
+  /** Lets the created init go: the program starts (or its start fails). */
+  async #release(signal?: AbortSignal): Promise<void> {
+    const owned = this.#owned!;
     try {
-      writeSync(owned.startFd, 'x');
+      writeSync(owned.startFd!, 'x');
+      owned.released = true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EPIPE') throw e;
       // The init is gone (killed while created): there is nothing to start.
@@ -741,7 +953,245 @@ export class Container implements AsyncDisposable {
       safeClose(owned.startFd);
       owned.startFd = undefined;
     }
-    await this.#started(options.signal);
+    await this.#started(signal);
+  }
+
+  /** A start by hand of an exited container (in this process): cancels a pending policy restart, starts it now. */
+  async #startAgain(signal?: AbortSignal): Promise<void> {
+    const previous = this.#owned;
+    this.#pendingRestart?.cancel();
+    const run = this.#respawn('manual', signal);
+    this.#respawning = run.then(() => undefined, () => undefined);
+    try {
+      await run;
+      this.#backoffMs = 0;
+      previous?.settleNext?.(true);
+    } catch (e) {
+      previous?.settleNext?.(false);
+      throw e;
+    } finally {
+      this.#respawning = undefined;
+    }
+  }
+
+  /**
+   * Starts an exited container's process again in this process, which becomes its owner: claims it under the start
+   * lock (refused while another live process owns it), lets go of what the previous run left (network, output,
+   * death record), sets up rootfs, cgroup, stdio and network anew (`#launch`) and releases the program.
+   */
+  async #respawn(trigger: 'manual' | 'policy', signal?: AbortSignal): Promise<void> {
+    const engine = this.#engine;
+    const root = engine.root.path;
+    const dir = engine.root.containerDir(this.id);
+    const self = selfIdentity();
+    let prev!: ContainerState;
+    let record!: RespawnRecord;
+    try {
+      await withStartLock(dir, () => {
+        const current = engine.root.readState(this.id);
+        if (!current || this.#removed) throw new ContainerNotFoundError(this.name);
+        const status = reconcile(current).status;
+        const mine = sameProcess(current.owner, self);
+        if (trigger === 'policy') {
+          // Stopped by a user meanwhile, or not ours to start any more: no restart (and nothing to record).
+          if (status !== 'exited' || !mine) throw new RestartCanceled(false);
+          if (stoppedByUser(dir)) throw new RestartCanceled(true);
+        }
+        if (status !== 'exited') throw new ContainerStateError(`container ${current.name} is ${status}: it is started already`);
+        if (!mine && isAlive(current.owner)) {
+          throw new ContainerStateError(`container ${current.name} belongs to process ${current.owner.pid}, which is alive: only it can start it again`);
+        }
+        record = requireRespawn(current);
+        if (trigger === 'manual') clearStoppedByUser(dir);
+        prev = current;
+        const { process: _previousProcess, ...rest } = current;
+        const claimed: ContainerState = { ...rest, owner: self, restarting: true, ...(trigger === 'manual' ? { restartCount: 0 } : {}) };
+        engine.root.writeOwnedState(claimed);
+        this.#state = claimed;
+      });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ContainerNotFoundError(this.name);
+      throw e;
+    }
+    const state = this.#state;
+    ownedContainers.set(this.id, this);
+    const undo: (() => void | Promise<void>)[] = [];
+    let usernsRootfs: UsernsRootfs | undefined;
+    try {
+      // What the previous run left: its network (also when a dead owner left it), its output, its death record.
+      await this.#networkFreed?.catch(() => undefined);
+      await this.#output?.finish();
+      this.#terminal?.close();
+      await releaseContainerNetwork(root, this.id, prev.network).catch(() => undefined);
+      recordDeath(root, prev, { exitCode: prev.exitCode, oomKilled: prev.oomKilled });
+      forgetDeath(root, this.id);
+      await previousLogWriterDone(dir);
+
+      const same = sameProcess(record.creator, self);
+      const o: RespawnRecord['options'] = {
+        ...record.options,
+        stdin: respawnStdio(record.options.stdin, same),
+        stdout: respawnStdio(record.options.stdout, same),
+        stderr: respawnStdio(record.options.stderr, same),
+      };
+      // The image's snapshots are held (shared lock: gc waits) while the overlay is set up on them.
+      const releaseSnapshots = state.image ? await new SnapshotStore(root).lock(false) : () => undefined;
+      try {
+        const lowers = state.image ? snapshotLowers(root, state.image.chainIds, state.image.reference) : undefined;
+        if (!lowers) checkRootfs(o.rootfs!);
+        let overlay: ReturnType<typeof overlayDirs> | undefined;
+        if (state.userns && !record.rawSpec) {
+          usernsRootfs = prepareUsernsRootfs(dir, lowers ?? [o.rootfs!], state.userns, lowers ? 'image' : 'lower');
+        } else if (lowers) overlay = overlayDirs(dir, lowers);
+        // container:<x> joins x's namespace as it is now (x must run).
+        const netns = networkNamespace(o, containerLookup(engine));
+        const joinedPath = o.network?.startsWith('container:') && typeof netns.namespace === 'object' ? netns.namespace.path : undefined;
+        const spec = respawnSpec(state.spec as OciSpec, record, joinedPath);
+        // A new cgroup at the same path: nothing of the last run is left in it, and its counters (OOM kills) restart.
+        const old = this.#cgroup ?? engine.cgroups.open(state.cgroup);
+        await old?.destroy();
+        this.#cgroup = engine.cgroups.create(state.cgroup, cgroupResources(spec));
+        delete state.exitCode;
+        delete state.signal;
+        delete state.oomKilled;
+        delete state.error;
+        state.status = 'created';
+        await this.#launch({
+          o, spec, joined: netns.joined, userns: state.userns ? { ...state.userns } : undefined, overlay, usernsRootfs,
+          rawSpec: record.rawSpec, waitForStart: true, signal, undo, fresh: false, preferredIp: prev.network?.endpoint?.ipAddress,
+        });
+      } finally {
+        releaseSnapshots();
+      }
+    } catch (e) {
+      usernsRootfs?.close();
+      for (const f of undo.reverse()) await Promise.resolve().then(f).catch(() => undefined);
+      state.status = 'exited';
+      delete state.restarting;
+      // Nothing ran: the last run's exit stays, and a caller that never got a process does not keep the container.
+      if (state.exitCode === undefined) Object.assign(state, { exitCode: prev.exitCode, signal: prev.signal, oomKilled: prev.oomKilled });
+      if (!this.#owned) state.owner = prev.owner;
+      state.error = (e as Error).message;
+      this.#persist();
+      throw e;
+    }
+    await this.#release(signal);
+  }
+
+  /**
+   * After an exit: the restart policy's decision, its delay and the restart. Resolves what `restarted()` tells, or
+   * `'superseded'` when a start, stop or removal cancelled the delay (that one settles it).
+   */
+  async #afterExit(owned: Owned, exit: ExitInfo): Promise<boolean | 'superseded'> {
+    const execd = await owned.startOutcome;
+    if (this.#owned !== owned) return 'superseded';
+    if (!execd || this.#removed) return false;
+    const count = this.#state.restartCount ?? 0;
+    const facts = { exitCode: exit.exitCode, manuallyStopped: stoppedByUser(this.#engine.root.containerDir(this.id)), restartCount: count };
+    if (!shouldRestart(this.#state.restartPolicy, facts)) return false;
+    this.#backoffMs = nextBackoff(this.#backoffMs, Date.now() - owned.startedAtMs);
+    this.#state.restartCount = count + 1;
+    this.#state.restarting = true;
+    this.#persist();
+    const dir = this.#engine.root.containerDir(this.id);
+    const go = await new Promise<'go' | 'cancelled' | 'stopped'>((resolve) => {
+      const end = (how: 'go' | 'cancelled' | 'stopped') => {
+        clearTimeout(timer);
+        clearInterval(watch);
+        this.#pendingRestart = undefined;
+        resolve(how);
+      };
+      const timer = setTimeout(() => end('go'), this.#backoffMs);
+      // Another process's stop or removal marks the container: noticed within 50 ms, not only when the delay ends.
+      const watch = setInterval(() => stoppedByUser(dir) && end('stopped'), 50);
+      // The delay alone does not keep this process alive (wait() and restarted() do): a process that is done
+      // takes its containers with it, and a restart now would only be killed again.
+      timer.unref();
+      watch.unref();
+      this.#pendingRestart = { timer, cancel: () => end('cancelled') };
+    });
+    if (go === 'cancelled') return 'superseded';
+    if (go === 'stopped') {
+      delete this.#state.restarting;
+      this.#persist();
+      return false;
+    }
+    const run = this.#respawn('policy');
+    this.#respawning = run.then(() => undefined, () => undefined);
+    try {
+      await run;
+      return true;
+    } catch (e) {
+      if (!(e instanceof RestartCanceled) || e.record) {
+        delete this.#state.restarting;
+        if (!(e instanceof RestartCanceled) && !(e instanceof ContainerNotFoundError)) this.#state.error = (e as Error).message;
+        this.#persist();
+      }
+      return false;
+    } finally {
+      this.#respawning = undefined;
+    }
+  }
+
+  /**
+   * The status once a start under way (here, or by the owner in another process) is over: a stop or removal that
+   * marked the container waits for it (a pending restart sees the mark and gives up; one already starting
+   * finishes, and is then stopped like any running container). Waits 10 s at most.
+   */
+  async #statusAfterStart(): Promise<ContainerState['status']> {
+    await this.#respawning;
+    for (let i = 0; i < 500 && !this.#owned && reconcile(this.#state).restarting; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      this.#currentStatus();
+    }
+    return this.#currentStatus();
+  }
+
+  /** Cancels a pending policy restart (a stop, kill or removal): no restart follows the last exit. */
+  #abortPendingRestart(): void {
+    if (!this.#pendingRestart) return;
+    this.#pendingRestart.cancel();
+    delete this.#state.restarting;
+    this.#persist();
+    this.#owned?.settleNext?.(false);
+  }
+
+  /**
+   * After the program's current (or last) run: waits for its exit, then resolves `true` once the container's
+   * program runs again — started by its restart policy, or by a `start()` in this process — and `false` when no
+   * restart follows (policy `no`, retries used up, stopped or removed, or the restart failed: see
+   * `inspect().error`). Only the owner process knows; elsewhere it throws `ContainerStateError`.
+   *
+   * ```ts
+   * do await c.wait(); while (await c.restarted());
+   * ```
+   */
+  async restarted(options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    const owned = this.#owned;
+    if (!owned) {
+      throw new ContainerStateError(`container ${this.name} is owned by process ${this.#state.owner.pid}: only it knows when it restarts`);
+    }
+    owned.waiters++;
+    owned.poller?.ref();
+    try {
+      await abortable(owned.exit, options.signal);
+    } finally {
+      if (--owned.waiters === 0) owned.poller?.unref();
+    }
+    this.#pendingRestart?.timer.ref();
+    return abortable(owned.next!, options.signal);
+  }
+
+  /**
+   * Restarts the container as `docker restart` does: stops it when it runs (`stop()` with these options: its stop
+   * signal, then SIGKILL after `timeout` seconds), then starts it (`start()`: a created container is started, an
+   * exited one runs again). Records the `restart` event.
+   */
+  async restart(options: { timeout?: number; signal?: NodeJS.Signals | number } = {}): Promise<void> {
+    if (this.#currentStatus() === 'running') await this.stop(options);
+    await this.start();
+    const state = this.#owned ? this.#state : (this.#engine.root.readState(this.id) ?? this.#state);
+    containerEvent(this.#engine.root.path, state, 'restart');
   }
 
   /** Waits for the init's verdict after release: execve succeeded (EOF) or failed (an error message). */
@@ -751,6 +1201,9 @@ export class Container implements AsyncDisposable {
     let msg: StatusMessage | null;
     try {
       msg = await nextStatus(owned.statusFd, signal);
+    } catch (e) {
+      owned.settleStart(false);
+      throw e;
     } finally {
       safeClose(owned.statusFd);
       owned.statusFd = undefined;
@@ -761,41 +1214,47 @@ export class Container implements AsyncDisposable {
       owned.startFd = undefined;
     }
     if (msg) {
+      owned.settleStart(false);
       const err = msg.kind === 'error' ? startError(msg, owned.plan, this.#state.spec as OciSpec) : undefined;
       await this.wait();
       this.#state.status = 'exited';
       this.#persist();
       throw err ?? new ContainerStartError('sync', 'EPROTO', undefined, 'unexpected message from container init', 125);
     }
+    owned.startedAtMs = Date.now();
     this.#state.status = this.#state.status === 'exited' ? 'exited' : 'running';
     this.#state.startedAt = new Date().toISOString();
     this.#persist();
     containerEvent(this.#engine.root.path, this.#state, 'start');
+    owned.settleStart(true);
   }
 
   /**
    * Waits until the container's init exits. A `Container` obtained with `get()` in another process can still
-   * wait, but the exit code is then unknown (`-1`): only the creating process can reap the init.
+   * wait, but the exit code is then unknown (`-1`): only the creating process can reap the init. While a restart
+   * by its policy is pending, the container counts as running (as in Docker): this waits for the next run's exit.
    */
   async wait(options: { signal?: AbortSignal } = {}): Promise<ExitInfo> {
-    const owned = this.#owned;
+    let owned = this.#owned;
     if (owned) {
+      if (this.#state.status === 'exited' && this.#state.restarting && owned.next) {
+        this.#pendingRestart?.timer.ref();
+        if ((await abortable(owned.next, options.signal)) && this.#owned) owned = this.#owned;
+      }
       owned.waiters++;
       owned.poller?.ref();
       try {
-        if (!options.signal) return await owned.exit;
-        return await Promise.race([
-          owned.exit,
-          new Promise<never>((_, reject) => {
-            if (options.signal!.aborted) reject(new AbortError());
-            options.signal!.addEventListener('abort', () => reject(new AbortError()), { once: true });
-          }),
-        ]);
+        return await abortable(owned.exit, options.signal);
       } finally {
         if (--owned.waiters === 0) owned.poller?.unref();
       }
     }
-    const state = reconcile(this.#engine.root.readState(this.id) ?? this.#state);
+    let state = reconcile(this.#engine.root.readState(this.id) ?? this.#state);
+    // Its owner is starting it again (a policy's delay): wait for that run.
+    for (let i = 0; i < 6000 && state.status === 'exited' && state.restarting && isAlive(state.owner); i++) {
+      await abortable(new Promise((r) => setTimeout(r, 20)), options.signal);
+      state = reconcile(this.#engine.root.readState(this.id) ?? state);
+    }
     if (state.status !== 'exited' && state.process && isAlive(state.process)) {
       const fd = native.pidfdOpen(state.process.pid);
       try {
@@ -807,7 +1266,7 @@ export class Container implements AsyncDisposable {
     // The owner (a live process: the creator, or the shim of a container the berth command made) reaps the init
     // and records how it ended; give it a moment, so that other processes learn the real exit status too.
     let after = this.#engine.root.readState(this.id) ?? state;
-    for (let i = 0; i < 100 && after.status !== 'exited' && isAlive(after.owner); i++) {
+    for (let i = 0; i < 500 && after.status !== 'exited' && isAlive(after.owner); i++) {
       await new Promise((r) => setTimeout(r, 10));
       const fresh = this.#engine.root.readState(this.id);
       if (!fresh) break;
@@ -818,12 +1277,17 @@ export class Container implements AsyncDisposable {
 
   /**
    * Sends a signal to the container's init (default SIGKILL). Like `docker kill`, refused for a container that
-   * is not running (created or exited): a created init would drop it.
+   * is not running (created or exited): a created init would drop it. SIGKILL and the container's stop signal
+   * count as a deliberate stop, as in Docker: its restart policy does not start it again.
    */
   async kill(signal: NodeJS.Signals | number = 'SIGKILL'): Promise<void> {
     const n = signalNumber(signal);
-    if (this.#currentStatus() === 'created') {
+    const status = this.#currentStatus();
+    if (status === 'created') {
       throw new ContainerStateError(`container ${this.name} is not running (created): start it or remove it`);
+    }
+    if (status === 'running' && (n === 9 || n === stopSignalNumber(this.#state.stopSignal))) {
+      markStoppedByUser(this.#engine.root.containerDir(this.id));
     }
     await this.#signal(n);
     containerEvent(this.#engine.root.path, this.#state, 'kill', { signal: String(n) });
@@ -863,11 +1327,22 @@ export class Container implements AsyncDisposable {
 
   /**
    * Stops the container as `docker stop` does: the stop signal (image/option, default SIGTERM), then SIGKILL
-   * after `timeout` seconds (default 10) if it is still running. Resolves with its exit.
+   * after `timeout` seconds (default 10) if it is still running. Resolves with its exit. A deliberate stop: its
+   * restart policy does not start it again (a pending restart is cancelled), until it is started by hand.
    */
   async stop(options: { timeout?: number; signal?: NodeJS.Signals | number } = {}): Promise<ExitInfo> {
-    if (this.#currentStatus() !== 'running') {
-      if (this.#currentStatus() === 'created') await this.#signal(9);
+    markStoppedByUser(this.#engine.root.containerDir(this.id));
+    this.#abortPendingRestart();
+    const status = await this.#statusAfterStart();
+    if (status !== 'running') {
+      if (status === 'created') {
+        try {
+          await this.#signal(9);
+        } catch (e) {
+          // A created init (or one a start under way just made) is killed; gone already is as good.
+          if (!(e instanceof ContainerStateError)) throw e;
+        }
+      }
       return this.wait();
     }
     const timeout = options.timeout ?? this.#state.stopTimeout;
@@ -897,14 +1372,20 @@ export class Container implements AsyncDisposable {
 
   /**
    * Removes the container: its cgroup, its record and its name. A running container is refused unless `force`,
-   * which kills it first (as `docker rm -f`).
+   * which kills it first (as `docker rm -f`). Its restart policy does not start it again meanwhile.
    */
   async remove(options: { force?: boolean } = {}): Promise<void> {
     if (this.#removed) return;
-    const status = this.#currentStatus();
+    let status = this.#currentStatus();
     if (status === 'running' && !options.force) {
       throw new ContainerStateError(`container ${this.name} is running: stop it first or remove with { force: true }`);
     }
+    if (reconcile(this.#state).restarting && !options.force) {
+      throw new ContainerStateError(`container ${this.name} is restarting (its restart policy): stop it first or remove with { force: true }`);
+    }
+    markStoppedByUser(this.#engine.root.containerDir(this.id));
+    this.#abortPendingRestart();
+    status = await this.#statusAfterStart();
     if (status !== 'exited') {
       await this.#signal(9).then(
         () => status === 'running' && containerEvent(this.#engine.root.path, this.#state, 'kill', { signal: '9' }),
@@ -1116,6 +1597,13 @@ export class Container implements AsyncDisposable {
         recordDeath(this.#engine.root.path, this.#state, exit);
         // Ports close and the address is freed when the container stops (as Docker); remove() awaits it.
         void this.#releaseNetwork();
+        if (!owned.released) owned.settleStart(false);
+        // Its restart policy decides (after the start's outcome is known) whether it runs again.
+        owned.next = new Promise<boolean>((settle) => (owned.settleNext = settle));
+        void this.#afterExit(owned, exit).then(
+          (again) => again !== 'superseded' && owned.settleNext!(again),
+          () => owned.settleNext!(false),
+        );
         resolve(exit);
       });
       // Watching alone does not keep Node alive: only wait() does. A process that exits without waiting takes
@@ -1134,17 +1622,22 @@ export class Container implements AsyncDisposable {
     this.#networkReleased ??= (async () => {
       await this.#networking?.closePorts();
       const ep = this.#state.network?.endpoint;
-      void releaseContainerNetwork(this.#engine.root.path, this.id, this.#state.network).then(
-        () => ep && recordEvent(this.#engine.root.path, 'network', 'disconnect', ep.networkId, { name: ep.networkName, container: this.id, type: 'bridge' }),
+      // A start of the process again waits for all of it (#networkFreed).
+      this.#networkFreed = releaseContainerNetwork(this.#engine.root.path, this.id, this.#state.network).then(
+        () => void (ep && recordEvent(this.#engine.root.path, 'network', 'disconnect', ep.networkId, { name: ep.networkName, container: this.id, type: 'bridge' })),
         () => undefined,
       );
     })();
     return this.#networkReleased;
   }
 
-  /** Setup failed or was aborted: kill the init, reap it, drop everything. */
-  async #abandon(): Promise<void> {
+  /**
+   * Setup failed or was aborted: kill the init, reap it, drop everything (`forget`: the container is being created,
+   * so it is forgotten; else it stays, exited).
+   */
+  async #abandon(forget: boolean): Promise<void> {
     const owned = this.#owned!;
+    owned.settleStart(false);
     try {
       native.pidfdSendSignal(owned.pidfd, 9);
     } catch {
@@ -1155,6 +1648,7 @@ export class Container implements AsyncDisposable {
     safeClose(owned.statusFd);
     safeClose(owned.startFd);
     owned.statusFd = owned.startFd = undefined;
+    if (!forget) return;
     this.#removed = true;
     ownedContainers.delete(this.id);
   }
@@ -1209,9 +1703,12 @@ function checkRootfs(rootfs: string): void {
 
 /** A record's status corrected by what the kernel says (an owner may have died without writing "exited"). */
 function reconcile(state: ContainerState): ContainerState {
-  if (state.status !== 'exited' && state.process && !isAlive(state.process) && !ownedContainers.has(state.id)) {
-    return { ...state, status: 'exited' };
+  if (ownedContainers.has(state.id)) return state;
+  if (state.status !== 'exited' && state.process && !isAlive(state.process)) {
+    return { ...state, status: 'exited', restarting: false };
   }
+  // Nobody is left to start it again.
+  if (state.restarting && !isAlive(state.owner)) return { ...state, restarting: false };
   return state;
 }
 
@@ -1259,6 +1756,10 @@ function infoFromState(root: string, s: ContainerState, paused: boolean): Contai
     network: withoutDeadPorts(networkInfo(root, s.id, s.network), s),
     log: s.log ?? { driver: 'none', maxSize: 0, maxFile: 1 },
     init: s.init ?? false,
+    restartPolicy: s.restartPolicy ?? { ...NO_RESTART },
+    restartCount: s.restartCount ?? 0,
+    restarting: s.restarting ?? false,
+    error: s.error ?? '',
     spec,
   };
 }

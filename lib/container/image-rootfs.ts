@@ -42,12 +42,15 @@ export async function prepareImage(o: ValidContainerOptions, root: string, signa
   return { image, lowers: [...snapshots].reverse() };
 }
 
-/** Creates `<containerDir>/{rootfs,upper,work}`; the overlay is mounted on rootfs by the init. */
+/**
+ * Creates `<containerDir>/{rootfs,upper,work}` (or keeps them: a container started again keeps what it wrote); the
+ * overlay is mounted on rootfs by the init.
+ */
 export function overlayDirs(containerDir: string, lowers: string[]): { rootPath: string; overlay: { lowers: string[]; upper: string; work: string } } {
   const rootPath = join(containerDir, 'rootfs');
   const upper = join(containerDir, 'upper');
   const work = join(containerDir, 'work');
-  for (const d of [rootPath, upper, work]) mkdirSync(d, { mode: 0o755 });
+  for (const d of [rootPath, upper, work]) mkdirSync(d, { mode: 0o755, recursive: true });
   return { rootPath, overlay: { lowers, upper, work } };
 }
 

@@ -9,6 +9,7 @@ import { normalizeCapability } from './capabilities.js';
 import { usernsOptionSchema, type UsernsOption } from './userns/idmap.js';
 import { containerNetworkFields, type NetworkAttachment, type PortOption } from '../network/options.js';
 import { seccompOptionSchema, type SeccompOption } from './seccomp/profile.js';
+import { restartPolicySchema, type RestartPolicy } from './restart-policy.js';
 
 const absolutePath = z
   .string()
@@ -242,6 +243,8 @@ export const containerOptionsSchema = z
         maxFile: z.number().int().min(1).max(100).optional(),
       })
       .optional(),
+    /** When the owner starts the program again after it exited (Docker's --restart). */
+    restartPolicy: restartPolicySchema.optional(),
     ...containerNetworkFields,
   })
   .refine((o) => !(o.privileged && o.userns !== undefined), {
@@ -500,6 +503,14 @@ export interface ContainerOptions {
    * logged. See docs/cli.md#logs.
    */
   log?: { driver?: 'json-file' | 'none'; maxSize?: ByteSize; maxFile?: number };
+  /**
+   * Docker's `--restart`: when the program exits, its owner starts it again — `{ name: 'on-failure' }` after a
+   * non-zero exit status (at most `maximumRetryCount` times when given), `'always'` / `'unless-stopped'` whatever
+   * the status, `'no'` (default) never; never after a deliberate `stop()`, `kill()` or `remove()`. Restarts are
+   * delayed 100 ms, doubling up to a minute. There is no daemon: the policy acts only while the owner process
+   * lives (for containers made by the `berth` command, their shim). See docs/runtime.md#restarting-containers.
+   */
+  restartPolicy?: RestartPolicy;
 }
 
 /** Options after validation (sizes are numbers). */

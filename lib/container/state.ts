@@ -18,6 +18,8 @@ import type { IdMapping } from './userns/idmap.js';
 import type { ContainerNetworkRecord } from '../network/container-network.js';
 import { stateJson } from './state-json.js';
 import type { LogConfig } from './logs/json-file.js';
+import type { RestartPolicy } from './restart-policy.js';
+import type { RespawnRecord } from './respawn.js';
 
 /** The default state root for root: `/var/lib/berth`; `BERTH_ROOT` overrides it. */
 export function defaultRoot(): string {
@@ -67,6 +69,16 @@ export interface ContainerState {
   log?: LogConfig;
   /** The `init` option as given (Docker's HostConfig.Init); the spec's args then start with the init. */
   init?: boolean;
+  /** Its restart policy (absent: `no`). */
+  restartPolicy?: RestartPolicy;
+  /** Restarts its policy made since it was last started by hand (Docker's RestartCount). */
+  restartCount?: number;
+  /** A start of its process is pending or under way (a policy's delay, or a start), by its owner. */
+  restarting?: boolean;
+  /** Why the last start by its restart policy failed (Docker's State.Error). */
+  error?: string;
+  /** What starting its process again needs (absent in records older than restarts: they cannot be). */
+  respawn?: RespawnRecord;
   /** The OCI runtime spec the container was created from. */
   spec: unknown;
 }

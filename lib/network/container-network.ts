@@ -118,6 +118,8 @@ export async function prepareContainerNetwork(args: {
   joined?: { id: string } | undefined;
   /** The container has a user namespace: its network namespace is cloned with it and wired afterwards. */
   userns?: boolean;
+  /** The address it had on its network before (a container started again): kept when still free. */
+  preferredIp?: string | undefined;
 }): Promise<ContainerNetworking | undefined> {
   const { root, containerId, options: o } = args;
   const mode = o.network;
@@ -155,8 +157,8 @@ export async function prepareContainerNetwork(args: {
   const net = await networkForContainer(store, mode);
   const who = { containerId, containerName: args.containerName, hostname, aliases: o.networkAliases ?? [], owner: args.owner };
   const attached = args.userns
-    ? await attachLater(store, net, who)
-    : await attach(store, net, who);
+    ? await attachLater(store, net, who, args.preferredIp)
+    : await attach(store, net, who, args.preferredIp);
   const nsFd = 'nsFd' in attached ? attached.nsFd : undefined;
   const { endpoint } = attached;
   let extras: NetworkRecord[];

@@ -58,8 +58,8 @@ export function hostsPath(root: string, containerId: string): string {
  * it. Returns the namespace fd (the init joins it; close it after spawning) and the endpoint record. On failure
  * nothing is left.
  */
-export async function attach(store: NetworkStore, net: NetworkRecord, who: EndpointOwner): Promise<{ nsFd: number; endpoint: EndpointRecord }> {
-  const lease = await leaseAddress(store, net, who, 'eth0', who.hostname);
+export async function attach(store: NetworkStore, net: NetworkRecord, who: EndpointOwner, preferredIp?: string): Promise<{ nsFd: number; endpoint: EndpointRecord }> {
+  const lease = await leaseAddress(store, net, who, 'eth0', who.hostname, preferredIp);
   let nsFd = -1;
   try {
     const [ns, sock] = await native.netnsCreate();
@@ -78,8 +78,8 @@ export async function attach(store: NetworkStore, net: NetworkRecord, who: Endpo
  * network namespace must belong to that user namespace). The address and hosts files are made now; `wireInto`
  * wires the namespace of the cloned init through /proc/<pid>/ns/net before the container's program starts.
  */
-export async function attachLater(store: NetworkStore, net: NetworkRecord, who: EndpointOwner): Promise<{ endpoint: EndpointRecord; wireInto(pid: number): Promise<void> }> {
-  const lease = await leaseAddress(store, net, who, 'eth0', who.hostname);
+export async function attachLater(store: NetworkStore, net: NetworkRecord, who: EndpointOwner, preferredIp?: string): Promise<{ endpoint: EndpointRecord; wireInto(pid: number): Promise<void> }> {
+  const lease = await leaseAddress(store, net, who, 'eth0', who.hostname, preferredIp);
   return {
     endpoint: endpointOf(net, lease),
     wireInto: (pid) => wireIntoProcess(pid, net, lease, 'eth0'),
@@ -137,15 +137,18 @@ export function endpointOf(net: NetworkRecord, lease: Lease): EndpointRecord {
   };
 }
 
-/** Leases the next free address of `net` and updates the hosts files (a new container's when `freshHostname`). */
-async function leaseAddress(store: NetworkStore, net: NetworkRecord, who: EndpointOwner, iface: string, freshHostname?: string): Promise<Lease> {
+/**
+ * Leases `preferredIp` when it is free (a container started again keeps its address, as Docker tries to), else the
+ * next free address of `net`, and updates the hosts files (a new container's when `freshHostname`).
+ */
+async function leaseAddress(store: NetworkStore, net: NetworkRecord, who: EndpointOwner, iface: string, freshHostname?: string, preferredIp?: string): Promise<Lease> {
   const subnet = parseCidr(net.subnet) as Cidr;
   return store.locked(async () => {
     await reclaimStaleLeases(store, net);
     if (store.leases(net.id).some((l) => l.containerId === who.containerId && store.leaseHeld(l))) {
       throw new EndpointExistsError(who.containerName, net.name);
     }
-    const ip = allocate(store, net, subnet);
+    const ip = (preferredIp !== undefined && freeAddress(store, net, subnet, preferredIp)) || allocate(store, net, subnet);
     const l: Lease = {
       ip: formatIPv4(ip),
       networkId: net.id,
@@ -222,6 +225,13 @@ export async function renameEndpoint(store: NetworkStore, containerId: string, o
       refreshHosts(store, net);
     }
   });
+}
+
+/** `ip` as a number when it is a usable address of the subnet that no lease holds, else undefined. */
+function freeAddress(store: NetworkStore, net: NetworkRecord, subnet: Cidr, ip: string): number | undefined {
+  const n = parseIPv4(ip);
+  if (n === undefined || n <= subnet.network || n >= lastAddress(subnet) || n === parseIPv4(net.gateway)) return undefined;
+  return store.leases(net.id).some((l) => parseIPv4(l.ip) === n) ? undefined : n;
 }
 
 /** The next free address after the cursor, going round the block (network, gateway and broadcast excluded). */

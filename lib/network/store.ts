@@ -197,18 +197,18 @@ export class NetworkStore {
 
   /**
    * Whether a lease's container still holds it: its directory exists and it has not exited (its init is alive,
-   * or, before the init was recorded, its creator is).
+   * or, before the init was recorded, its creator is) or is being started again (by the lease's creator).
    */
   leaseHeld(lease: Lease): boolean {
     const dir = join(this.root, 'containers', lease.containerId);
     if (!existsSync(dir)) return false;
-    let state: { status?: string; process?: ProcessIdentity } | undefined;
+    let state: { status?: string; process?: ProcessIdentity; restarting?: boolean } | undefined;
     try {
       state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'));
     } catch {
       return isAlive(lease.owner);
     }
-    if (state?.status === 'exited') return false;
+    if (state?.status === 'exited' && !state.restarting) return false;
     return state?.process ? isAlive(state.process) : isAlive(lease.owner);
   }
 

@@ -29,7 +29,8 @@ async function initExited(): Promise<void> {
   if (isAlive(config.owner)) return; // the owner records the exit itself
   const root = new StateRoot(config.root);
   const state = root.readState(config.id);
-  if (!state) return;
+  // Started again meanwhile (its record names another process): that run is somebody else's to record.
+  if (!state || state.process?.pid !== config.init.pid || state.process.startTime !== config.init.startTime) return;
   if (state.status !== 'exited') {
     root.writeState({ ...state, status: 'exited', finishedAt: state.finishedAt ?? new Date().toISOString() });
   }

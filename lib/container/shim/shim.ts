@@ -12,7 +12,7 @@
  * @module
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -28,8 +28,13 @@ export interface ShimLaunch {
   /** State root. */
   root: string;
   /** The container's options (stdio and `detached` are the shim's business and are overridden). */
-  options: ContainerOptions;
-  /** Start it right away (`run -d`). */
+  options?: ContainerOptions;
+  /**
+   * Instead of creating a container: the id of an exited one the berth command made whose shim is gone; this shim
+   * takes it over, and starts its process again (with `start`, or when a client asks).
+   */
+  takeover?: string;
+  /** Start it right away (`run -d`; with `takeover`, `berth start`). */
   start: boolean;
   /** Remove it once it exited and its clients got the exit (`--rm`). */
   autoRemove: boolean;
@@ -89,6 +94,26 @@ export function hasShim(containerDir: string): boolean {
   return existsSync(join(containerDir, SOCKET_NAME));
 }
 
+/** The mark a shim leaves in the directory of the container it made. */
+const SHIM_MARK = 'shim-owned';
+
+/** Records that the container belongs with a shim: starting it again is a shim's job, not its caller's. */
+export function markMadeByShim(containerDir: string): void {
+  writeFileSync(join(containerDir, SHIM_MARK), '', { mode: 0o600 });
+}
+
+/** Whether the berth command made the container (it is owned by a shim, now or once started again). */
+export function madeByShim(containerDir: string): boolean {
+  return existsSync(join(containerDir, SHIM_MARK));
+}
+
+/** The container's shim is gone (its socket is stale): a new one must take the container over. */
+export class ShimGoneError extends ContainerStateError {
+  constructor() {
+    super('the container\'s shim process is gone: it cannot be started or attached to any more');
+  }
+}
+
 async function open(containerDir: string, req: ShimRequest): Promise<Socket> {
   return withSocketPath(containerDir, (path) => new Promise<Socket>((resolve, reject) => {
     const sock = connect(path, () => {
@@ -97,9 +122,7 @@ async function open(containerDir: string, req: ShimRequest): Promise<Socket> {
       resolve(sock);
     });
     sock.once('error', (e: NodeJS.ErrnoException) => {
-      reject(e.code === 'ECONNREFUSED' || e.code === 'ENOENT'
-        ? new ContainerStateError('the container\'s shim process is gone: it cannot be started or attached to any more')
-        : e);
+      reject(e.code === 'ECONNREFUSED' || e.code === 'ENOENT' ? new ShimGoneError() : e);
     });
   }));
 }

@@ -15,7 +15,7 @@
  * @module
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, lchownSync, lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { RootfsError, UnsupportedError } from '../../errors.js';
 import { native } from '../../native.js';
@@ -101,18 +101,22 @@ export function shiftedCopy(src: string, dst: string, maps: IdMaps): void {
  * Lays out `<containerDir>/{rootfs,upper,work}` and builds the overlay of `lowers` (top-most first: an image's
  * snapshots, or a rootfs directory) for a container with these maps. The overlay's root directory is the upper
  * one: `root: 'lower'` gives it the top layer's mode and (mapped) owner, as a bound rootfs directory shows its
- * own; `'image'` makes it root's 0755, as an image's container root is without a user namespace.
+ * own; `'image'` makes it root's 0755, as an image's container root is without a user namespace. A container
+ * started again finds its directories (and shifted copies) there and keeps them as they are.
  */
 export function prepareUsernsRootfs(containerDir: string, lowers: readonly string[], maps: IdMaps, root: 'lower' | 'image'): UsernsRootfs {
   const rootPath = join(containerDir, 'rootfs');
   const upper = join(containerDir, 'upper');
   const work = join(containerDir, 'work');
-  for (const d of [rootPath, upper, work]) mkdirSync(d, { mode: 0o755 });
-  const top = root === 'lower' ? statSync(lowers[0]!) : { uid: 0, gid: 0, mode: 0o755 };
-  const rootUid = toHostId(maps.uidMap, top.uid) ?? toHostId(maps.uidMap, 0)!;
-  const rootGid = toHostId(maps.gidMap, top.gid) ?? toHostId(maps.gidMap, 0)!;
-  lchownSync(upper, rootUid, rootGid);
-  chmodSync(upper, top.mode & 0o7777);
+  const fresh = !existsSync(upper);
+  for (const d of [rootPath, upper, work]) mkdirSync(d, { mode: 0o755, recursive: true });
+  if (fresh) {
+    const top = root === 'lower' ? statSync(lowers[0]!) : { uid: 0, gid: 0, mode: 0o755 };
+    const rootUid = toHostId(maps.uidMap, top.uid) ?? toHostId(maps.uidMap, 0)!;
+    const rootGid = toHostId(maps.gidMap, top.gid) ?? toHostId(maps.gidMap, 0)!;
+    lchownSync(upper, rootUid, rootGid);
+    chmodSync(upper, top.mode & 0o7777);
+  }
 
   let treeFd = idmapAllowed() ? idmappedOverlay(lowers, upper, work, maps) : undefined;
   const idmapped = treeFd !== undefined;
@@ -120,7 +124,7 @@ export function prepareUsernsRootfs(containerDir: string, lowers: readonly strin
     try {
       const copies = lowers.map((dir, i) => {
         const copy = join(containerDir, `lower-${i}`);
-        shiftedCopy(dir, copy, maps);
+        if (!existsSync(copy)) shiftedCopy(dir, copy, maps);
         return copy;
       });
       treeFd = native.overlayTree(copies, upper, work);
