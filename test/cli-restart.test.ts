@@ -1,30 +1,19 @@
 // `berth start` of exited containers, `berth restart` and `--restart` policies, driven as a user drives them:
 // separate CLI processes, containers owned by their shims (which apply the policy, and are replaced by a new shim
 // when a container whose shim is gone is started again).
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { cli } from './helpers/cli.js';
-import { pushBusybox, startRegistry, type Registry } from './helpers/registry.js';
-import { tempRoot } from './helpers/env.js';
+import { cliWorld } from './helpers/cli-world.js';
 
-const { root, cleanup } = tempRoot('cli-restart');
-const home = mkdtempSync(join(tmpdir(), 'berth-test-cli-restart-home-'));
-let registry: Registry;
+const world = cliWorld('cli-restart');
+const { root } = world;
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  registry = await startRegistry();
-  await pushBusybox(registry, 'library/busybox');
-  env = { BERTH_ROOT: root, BERTH_REGISTRY_MIRRORS: registry.url, HOME: home };
+  env = world.env;
   expect((await cli(['pull', 'busybox'], env)).code).toBe(0);
-});
-
-afterAll(async () => {
-  await cleanup();
-  await registry?.stop();
-  rmSync(home, { recursive: true, force: true });
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,7 +1,6 @@
 // The berth command, driven as a user drives it: separate processes, a docker.io mirror pointing at a real local
 // registry (the mechanism a user behind a mirror uses), exit statuses, output formats, config file and environment.
 import { execFile } from 'node:child_process';
-import { connect } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +10,7 @@ import { Container } from '../lib/index.js';
 import { cli, CLI, startCli } from './helpers/cli.js';
 import type { Registry } from './helpers/registry.js';
 import { cliWorld } from './helpers/cli-world.js';
+import { tcpEcho } from './helpers/network.js';
 import { clearRoot, tempRoot } from './helpers/env.js';
 
 const world = cliWorld('cli');
@@ -394,18 +394,7 @@ describe('port and wait', () => {
       const served = await cli(['run', '-d', '--name', 'served', '-p', '127.0.0.1:0:80', 'busybox', 'sh', '-c', 'while true; do echo pong | nc -l -p 80; done'], env);
       expect(served.code).toBe(0);
       const port = Number((await cli(['port', 'served', '80/tcp'], env)).stdout.trim().split(':')[1]);
-      let answer = '';
-      for (let i = 0; i < 50 && answer !== 'pong\n'; i++) {
-        answer = await new Promise<string>((resolve) => {
-          const sock = connect(port, '127.0.0.1');
-          let got = '';
-          sock.on('data', (d) => (got += d));
-          sock.on('close', () => resolve(got));
-          sock.on('error', () => resolve(''));
-        });
-        if (answer !== 'pong\n') await sleep(100);
-      }
-      expect(answer).toBe('pong\n');
+      expect(await tcpEcho(port, 'ping\n')).toBe('pong\n');
       await cli(['rm', '-f', 'served'], env);
       // wait: blocks until it exits by itself, then prints its status; again at once for a stopped one.
       expect(await cli(['wait', 'ported', 'ported'], env)).toMatchObject({ code: 0, stdout: '7\n7\n' });

@@ -4,14 +4,14 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Container, InvalidOptionsError, Network, NetworkNotFoundError, PortBindError, SubnetConflictError,
 } from '../lib/index.js';
 import { tempRoot } from './helpers/env.js';
-import { berthLinks, eventually, started } from './helpers/network.js';
+import { berthLinks, eventually, started, tcpEcho } from './helpers/network.js';
 
 const { root, rootfs, cleanup } = tempRoot('network');
 afterAll(cleanup);
@@ -24,24 +24,6 @@ function nftTables(): string {
 
 const start = (options: Parameters<typeof started>[2]) => started(root, rootfs, options);
 
-/** Sends `text` to 127.0.0.1:port over TCP and resolves with the reply, retrying while the server starts. */
-async function tcpEcho(port: number, text: string): Promise<string> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const reply = await new Promise<string>((resolve) => {
-      let got = '';
-      const s = connect({ host: '127.0.0.1', port }, () => s.write(text));
-      s.on('data', (d) => {
-        got += d;
-        if (got.length >= text.length) s.end();
-      });
-      s.on('error', () => resolve(''));
-      s.on('close', () => resolve(got));
-    });
-    if (reply || Date.now() > deadline) return reply;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('user networks', () => {
   let net: Network;

@@ -3,11 +3,12 @@
 // (process, stdio, terminal, published ports), the policies' decisions and delays, and the refusals.
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Container, ContainerStateError, InvalidOptionsError, Network, type BerthEvent } from '../lib/index.js';
 import { tempRoot } from './helpers/env.js';
+import { tcpEcho } from './helpers/network.js';
 import { pushBusybox, startRegistry, type Registry } from './helpers/registry.js';
 
 const { root, rootfs, cleanup } = tempRoot('restart');
@@ -403,21 +404,3 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Sends `text` to 127.0.0.1:port and resolves with the reply, retrying while the server starts ('' at the deadline). */
-async function tcpEcho(port: number, text: string, ms = 10_000): Promise<string> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const reply = await new Promise<string>((resolve) => {
-      let got = '';
-      const s = connect({ host: '127.0.0.1', port }, () => s.write(text));
-      s.on('data', (d) => {
-        got += d;
-        if (got.length >= text.length) s.end();
-      });
-      s.on('error', () => resolve(''));
-      s.on('close', () => resolve(got));
-    });
-    if (reply || Date.now() > deadline) return reply;
-    await sleep(100);
-  }
-}

@@ -107,6 +107,13 @@ function checkInputIsTerminal(ctx: Context, tty: boolean, stdin: boolean): void 
   if (tty && stdin && !ctx.stdin.isTTY) throw new InputNotTerminalError();
 }
 
+/** Prints why an attach cannot be made (docker's way for each) and returns its status, 1. */
+function attachRefused(ctx: Context, e: unknown): number {
+  if (e instanceof InputNotTerminalError) ctx.stderr.write(`${e.message}\n`);
+  else printError(ctx, e);
+  return 1;
+}
+
 /** `the input device is not a TTY` (docker's exit status 1). */
 class InputNotTerminalError extends Error {
   constructor() {
@@ -248,12 +255,7 @@ const start: Command = {
       // An exited container runs again under a shim; the attached client starts it, so no output is missed.
       if (info.status === 'exited') await shimFor(ctx, c.id);
     } catch (e) {
-      if (e instanceof InputNotTerminalError) {
-        ctx.stderr.write(`${e.message}\n`);
-        return 1;
-      }
-      printError(ctx, e);
-      return 1;
+      return attachRefused(ctx, e);
     }
     const spec: AttachSpec = {
       start: info.status !== 'running', tty: info.tty, stdin: interactive && info.openStdin, stdout: true, stderr: true,
@@ -487,12 +489,7 @@ const attach: Command = {
       if (info.paused) throw new ContainerStateError('You cannot attach to a paused container, unpause it first');
       checkInputIsTerminal(ctx, info.tty, info.openStdin && !f.bool('no-stdin'));
     } catch (e) {
-      if (e instanceof InputNotTerminalError) {
-        ctx.stderr.write(`${e.message}\n`);
-        return 1;
-      }
-      printError(ctx, e);
-      return 1;
+      return attachRefused(ctx, e);
     }
     return attachAndWait(ctx, info.id, 'Error', {
       start: false, tty: info.tty, stdin: info.openStdin && !f.bool('no-stdin'), stdout: true, stderr: true,
