@@ -552,14 +552,19 @@ Napi::Value PidfdOpen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
+// Two fds as a JS array (a pipe's ends, a socket pair, a pty's master and slave).
+Napi::Array FdPair(Napi::Env env, int a, int b) {
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, a));
+  out.Set(1u, Napi::Number::New(env, b));
+  return out;
+}
+
 Napi::Value Pipe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) < 0) throw errnoError(env, "pipe2", errno);
-  Napi::Array out = Napi::Array::New(env, 2);
-  out.Set(0u, Napi::Number::New(env, fds[0]));
-  out.Set(1u, Napi::Number::New(env, fds[1]));
-  return out;
+  return FdPair(env, fds[0], fds[1]);
 }
 
 // A connected pair of unix stream sockets (close-on-exec): the console socket a container's init sends its pty
@@ -568,10 +573,7 @@ Napi::Value Socketpair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) throw errnoError(env, "socketpair", errno);
-  Napi::Array out = Napi::Array::New(env, 2);
-  out.Set(0u, Napi::Number::New(env, fds[0]));
-  out.Set(1u, Napi::Number::New(env, fds[1]));
-  return out;
+  return FdPair(env, fds[0], fds[1]);
 }
 
 // recvFd(socket) → the fd passed with SCM_RIGHTS (made close-on-exec), or null when the peer closed without one.
@@ -666,10 +668,7 @@ Napi::Value OpenPty(const Napi::CallbackInfo& info) {
     close(master);
     throw errnoError(env, "ioctl(TIOCGPTPEER)", e);
   }
-  Napi::Array out = Napi::Array::New(env, 2);
-  out.Set(0u, Napi::Number::New(env, master));
-  out.Set(1u, Napi::Number::New(env, slave));
-  return out;
+  return FdPair(env, master, slave);
 }
 
 // flock(fd, exclusive, wait=false) → true when taken, false when held by someone else.
