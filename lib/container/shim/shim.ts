@@ -135,8 +135,16 @@ async function ask(containerDir: string, req: ShimRequest, expected: ShimMessage
   const sock = await open(containerDir, req);
   const decoder = new FrameDecoder();
   let reply: ShimMessage | undefined;
-  for await (const chunk of sock) {
-    for (const f of decoder.push(chunk as Buffer)) if (f.kind === FRAME.message) reply = JSON.parse(f.payload.toString('utf8')) as ShimMessage;
+  try {
+    for await (const chunk of sock) {
+      for (const f of decoder.push(chunk as Buffer)) if (f.kind === FRAME.message) reply = JSON.parse(f.payload.toString('utf8')) as ShimMessage;
+    }
+  } catch (e) {
+    // Reset with no reply: the request sat in the socket's backlog when the shim closed it on its way out (a
+    // request it accepted is always answered), so it was never seen: the shim is gone.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (reply === undefined && (code === 'ECONNRESET' || code === 'EPIPE')) throw new ShimGoneError();
+    throw e;
   }
   if (reply?.type === 'error') throw fromWire(reply.error);
   if (reply?.type !== expected) throw new ContainerStateError(`the container's shim closed the connection without ${what}`);
@@ -207,8 +215,11 @@ export async function shimAttach(
   };
   if (options.detach?.aborted) onDetach();
   else options.detach?.addEventListener('abort', onDetach, { once: true });
-  return new Promise<AttachOutcome>((resolve) => {
+  let received = false;
+  let reset = false;
+  return new Promise<AttachOutcome>((resolve, reject) => {
     sock.on('data', (chunk: Buffer) => {
+      received = true;
       for (const f of decoder.push(chunk)) {
         if (f.kind === FRAME.message) {
           const m = JSON.parse(f.payload.toString('utf8')) as ShimMessage;
@@ -231,8 +242,12 @@ export async function shimAttach(
         input.pause();
       }
       options.detach?.removeEventListener('abort', onDetach);
-      resolve(outcome);
+      // Reset before a single frame: the request sat in the backlog when the shim closed on its way out (see ask).
+      if (reset && !received && !outcome.detached) reject(new ShimGoneError());
+      else resolve(outcome);
     });
-    sock.once('error', () => undefined); // 'close' follows
+    sock.once('error', (e: NodeJS.ErrnoException) => {
+      reset = e.code === 'ECONNRESET' || e.code === 'EPIPE';
+    }); // 'close' follows
   });
 }
