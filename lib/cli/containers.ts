@@ -272,21 +272,28 @@ const start: Command = {
   },
 };
 
+/** The flags of `stop` and `restart`, and the stop options they give. */
+const STOP_FLAGS: FlagSpec[] = [
+  { long: 'time', short: 't', type: 'string', help: 'Seconds to wait before killing the container', valueName: 'int' },
+  { long: 'timeout', type: 'string', help: 'Alias of --time', valueName: 'int' },
+  { long: 'signal', short: 's', type: 'string', help: 'Signal to send to the container' },
+];
+
+function stopOptions(f: Flags): { timeout?: number; signal?: NodeJS.Signals } {
+  const timeout = f.int('time') ?? f.int('timeout');
+  const signal = f.string('signal');
+  return { ...(timeout !== undefined ? { timeout } : {}), ...(signal ? { signal: signal as NodeJS.Signals } : {}) };
+}
+
 const stop: Command = {
   name: 'stop',
   usage: '[OPTIONS] CONTAINER [CONTAINER...]',
   summary: 'Stop one or more running containers',
-  flags: [
-    { long: 'time', short: 't', type: 'string', help: 'Seconds to wait before killing the container', valueName: 'int' },
-    { long: 'timeout', type: 'string', help: 'Alias of --time', valueName: 'int' },
-    { long: 'signal', short: 's', type: 'string', help: 'Signal to send to the container' },
-  ],
+  flags: STOP_FLAGS,
   args: { min: 1 },
   run(ctx, f, args) {
-    const timeout = f.int('time') ?? f.int('timeout');
-    const signal = f.string('signal');
     return eachArg(ctx, args, async (a) => {
-      await (await get(ctx, a)).stop({ ...(timeout !== undefined ? { timeout } : {}), ...(signal ? { signal: signal as NodeJS.Signals } : {}) });
+      await (await get(ctx, a)).stop(stopOptions(f));
     });
   },
 };
@@ -310,17 +317,11 @@ const restart: Command = {
   name: 'restart',
   usage: '[OPTIONS] CONTAINER [CONTAINER...]',
   summary: 'Restart one or more containers',
-  flags: [
-    { long: 'time', short: 't', type: 'string', help: 'Seconds to wait before killing the container', valueName: 'int' },
-    { long: 'timeout', type: 'string', help: 'Alias of --time', valueName: 'int' },
-    { long: 'signal', short: 's', type: 'string', help: 'Signal to send to the container' },
-  ],
+  flags: STOP_FLAGS,
   args: { min: 1 },
   run(ctx, f, args) {
-    const timeout = f.int('time') ?? f.int('timeout');
-    const signal = f.string('signal');
     return eachArg(ctx, args, async (a) => {
-      await (await get(ctx, a)).restart({ ...(timeout !== undefined ? { timeout } : {}), ...(signal ? { signal: signal as NodeJS.Signals } : {}) });
+      await (await get(ctx, a)).restart(stopOptions(f));
     });
   },
 };
