@@ -1,12 +1,12 @@
 // Logs: every container's stdout/stderr recorded in Docker's json-file format with size-based rotation, read back
 // (tail, since/until, streams, timestamps, follow) by the owner or by any other process, also after the owner exited.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Container, ContainerStateError, type LogEntry } from '../lib/index.js';
 import { tempRoot } from './helpers/env.js';
+import { nodeScript } from './helpers/node-script.js';
 
 const { root, rootfs, cleanup } = tempRoot('logs');
 const scripts = mkdtempSync(join(tmpdir(), 'berth-logs-scripts-'));
@@ -14,7 +14,6 @@ afterAll(async () => {
   await cleanup();
   rmSync(scripts, { recursive: true, force: true });
 });
-const dist = new URL('../dist/lib/index.js', import.meta.url).pathname;
 
 async function all(it: AsyncIterable<LogEntry>): Promise<LogEntry[]> {
   const out: LogEntry[] = [];
@@ -24,19 +23,8 @@ async function all(it: AsyncIterable<LogEntry>): Promise<LogEntry[]> {
 
 const logFile = (id: string) => join(root, 'containers', id, `${id}-json.log`);
 
-/** Runs a Node script (ESM) with `Container`, `root` and `rootfs` defined; resolves with its output. */
-function node(body: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const file = join(scripts, `s${Math.random().toString(36).slice(2)}.mjs`);
-  writeFileSync(file, `import { Container } from ${JSON.stringify(dist)};\nconst root = ${JSON.stringify(root)};\nconst rootfs = ${JSON.stringify(rootfs)};\n${body}`);
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** Runs a Node script in a process of its own (see helpers/node-script.ts). */
+const node = (body: string) => nodeScript(scripts, root, rootfs, body);
 
 describe('logs', () => {
   it('records stdout and stderr in Docker\'s json-file format while the caller still gets its streams', async () => {

@@ -1,12 +1,12 @@
 // Several processes share one state root: concurrent creates, unique names, detached containers outliving their
 // owner and managed from another process.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Container } from '../lib/index.js';
 import { tempRoot } from './helpers/env.js';
+import { nodeScript } from './helpers/node-script.js';
 
 const { root, rootfs: BUSYBOX, cleanup } = tempRoot('multi');
 const scripts = mkdtempSync(join(tmpdir(), 'berth-multi-scripts-'));
@@ -14,21 +14,9 @@ afterAll(async () => {
   await cleanup();
   rmSync(scripts, { recursive: true, force: true });
 });
-const dist = new URL('../dist/lib/index.js', import.meta.url).pathname;
 
-/** Runs a Node script (ESM) that imports the built library as `Container`; resolves with its stdout. */
-function node(body: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const file = join(scripts, `s${Math.random().toString(36).slice(2)}.mjs`);
-  writeFileSync(file, `import { Container } from ${JSON.stringify(dist)};\nconst root = ${JSON.stringify(root)};\nconst rootfs = ${JSON.stringify(BUSYBOX)};\n${body}`);
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** Runs a Node script in a process of its own (see helpers/node-script.ts). */
+const node = (body: string) => nodeScript(scripts, root, BUSYBOX, body);
 
 describe('several processes, one state root', () => {
   it('creates containers concurrently from three processes with unique names', async () => {
